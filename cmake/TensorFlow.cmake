@@ -1,0 +1,41 @@
+# Finds the pip TensorFlow that the op library is built against: headers, framework library,
+# compile definitions and version, straight from tf.sysconfig of the build's Python.
+execute_process(
+  COMMAND ${CMAKE_COMMAND} -E env TF_CPP_MIN_LOG_LEVEL=3
+          ${Python_EXECUTABLE} -c
+          "import tensorflow as tf; s = tf.sysconfig; print(s.get_include()); print(s.get_lib()); print(tf.__version__); print('|'.join(s.get_compile_flags()))"
+  OUTPUT_VARIABLE _tf_out
+  RESULT_VARIABLE _tf_rc
+  ERROR_VARIABLE _tf_err
+  OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(NOT _tf_rc EQUAL 0)
+  message(FATAL_ERROR "safeops: TensorFlow is needed to build the op library (or pass "
+                      "-DSAFEOPS_TF=OFF): ${_tf_err}")
+endif()
+string(REPLACE "\n" ";" _tf_lines "${_tf_out}")
+list(GET _tf_lines -4 TF_INCLUDE_DIR)
+list(GET _tf_lines -3 TF_LIB_DIR)
+list(GET _tf_lines -2 SAFEOPS_TF_VERSION)
+list(GET _tf_lines -1 _tf_flags)
+string(REPLACE "|" ";" _tf_flags "${_tf_flags}")
+
+set(TF_DEFINITIONS "")
+foreach(flag IN LISTS _tf_flags)
+  if(flag MATCHES "^-D(.*)")
+    list(APPEND TF_DEFINITIONS ${CMAKE_MATCH_1})
+  endif()
+endforeach()
+if(NOT "_GLIBCXX_USE_CXX11_ABI=1" IN_LIST TF_DEFINITIONS)
+  message(FATAL_ERROR "safeops: this TensorFlow (${SAFEOPS_TF_VERSION}) is not built with the "
+                      "C++11 ABI; flags: ${_tf_flags}")
+endif()
+
+find_library(TF_FRAMEWORK_LIBRARY NAMES libtensorflow_framework.so.2 tensorflow_framework
+             PATHS ${TF_LIB_DIR} NO_DEFAULT_PATH REQUIRED)
+add_library(tensorflow::framework SHARED IMPORTED)
+set_target_properties(tensorflow::framework PROPERTIES
+  IMPORTED_LOCATION ${TF_FRAMEWORK_LIBRARY}
+  IMPORTED_NO_SONAME FALSE
+  INTERFACE_INCLUDE_DIRECTORIES ${TF_INCLUDE_DIR}
+  INTERFACE_COMPILE_DEFINITIONS "${TF_DEFINITIONS}")
+message(STATUS "safeops: TensorFlow ${SAFEOPS_TF_VERSION} at ${TF_LIB_DIR}")

@@ -1,0 +1,75 @@
+// What every safeops OpKernel shares: dtype and shape conversion, the CPU runner over TF's
+// intra-op thread pool, and (GPU builds) the op's CUDA stream and launch status.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cpu_runner.h"
+#include "dtypes.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/tensor.h"
+
+namespace safeops {
+namespace tf {
+
+namespace tfw = ::tensorflow;
+
+inline DType to_dtype(tfw::DataType t) {
+  switch (t) {
+    case tfw::DT_HALF:
+      return DType::kFloat16;
+    case tfw::DT_BFLOAT16:
+      return DType::kBFloat16;
+    case tfw::DT_FLOAT:
+      return DType::kFloat32;
+    default:
+      return DType::kFloat64;  // the op definitions admit no other type
+  }
+}
+
+inline std::vector<int64> dims_of(const tfw::Tensor& t) {
+  std::vector<int64> d(t.dims());
+  for (int i = 0; i < t.dims(); ++i) d[i] = t.dim_size(i);
+  return d;
+}
+
+inline tfw::TensorShape shape_of(const std::vector<int64>& d) {
+  tfw::TensorShape s;
+  for (int64 v : d) s.AddDim(v);
+  return s;
+}
+
+inline const void* data(const tfw::Tensor& t) { return t.tensor_data().data(); }
+inline void* data(tfw::Tensor* t) { return const_cast<char*>(t->tensor_data().data()); }
+
+// Runs CPU kernels on the op's intra-op thread pool.
+class TfCpuRunner : public CpuRunner {
+ public:
+  explicit TfCpuRunner(tfw::OpKernelContext* ctx)
+      : pool_(ctx->device()->tensorflow_cpu_worker_threads()->workers) {}
+  void parallel_for(int64 n, int64 cost_per_unit,
+                    const std::function<void(int64, int64)>& fn) const override {
+    pool_->ParallelFor(n, cost_per_unit, fn);
+  }
+
+ private:
+  tfw::thread::ThreadPool* pool_;
+};
+
+// Device tags: the OpKernels are templates on these, each op's adapter provides the calls.
+struct Cpu {};
+struct Gpu {};
+
+#if SAFEOPS_WITH_CUDA
+// The op's CUDA stream, without CUDA headers.
+void* gpu_stream(tfw::OpKernelContext* ctx);
+// OK, or an Internal error carrying the launcher's explanation of `code`.
+tfw::Status gpu_status(int code, const char* what);
+// Device scratch of `bytes` (null when 0) owned by the op for this call.
+tfw::Status gpu_scratch(tfw::OpKernelContext* ctx, std::size_t bytes, tfw::Tensor* holder,
+                        void** ptr);
+#endif
+
+}  // namespace tf
+}  // namespace safeops

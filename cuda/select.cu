@@ -1,0 +1,548 @@
+// CUDA kernels of the select family (safe_where and fill_missing): forward select and fused
+// backward, the same semantics as csrc/kernels/select_cpu.cc.
+//
+// Layout of the work: the flat kernels treat the output as groups of N = 16 / sizeof(T)
+// elements, one group per thread and iteration of a grid-stride loop, with 16-byte loads and
+// stores when every full-shape operand is aligned (the grouping, and hence every sum, is the
+// same whether a group is loaded as a vector or element by element). Broadcast reductions that
+// are not to a scalar use reduce_general_kernel, one thread per (target element, group of the
+// reduced range), partial sums combined in group order.
+#include <cuda_runtime.h>
+
+#include <cstring>
+
+#include "cuda_common.cuh"
+#include "launchers.h"
+
+namespace safeops {
+namespace cuda {
+namespace {
+
+enum Kind : int { kNone = 0, kFull = 1, kScalar = 2, kGeneral = 3 };
+
+template <class T>
+struct Group {
+  static constexpr int N = 16 / static_cast<int>(sizeof(T));
+  using B = Bits<T>;
+
+  // Elements [i, i + cnt) of p; one 16-byte load when `vec` (then cnt == N, p + i aligned).
+  // The vector is split with shifts so the elements stay in registers.
+  __device__ static void load(const T* p, int64 i, int cnt, bool vec, B (&out)[N]) {
+    if (vec) {
+      const uint4 v = *reinterpret_cast<const uint4*>(p + i);
+      const unsigned w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int k = 0; k < N; ++k) {
+        if constexpr (sizeof(B) == 2) {
+          out[k] = static_cast<B>(w[k / 2] >> (16 * (k % 2)));
+        } else if constexpr (sizeof(B) == 4) {
+          out[k] = w[k];
+        } else {
+          out[k] = static_cast<B>(w[2 * k]) | (static_cast<B>(w[2 * k + 1]) << 32);
+        }
+      }
+    } else {
+#pragma unroll
+      for (int k = 0; k < N; ++k) out[k] = k < cnt ? bit_cast<B>(p[i + k]) : B(0);
+    }
+  }
+  __device__ static void store(T* p, int64 i, int cnt, bool vec, const B (&in)[N]) {
+    if (vec) {
+      unsigned w[4];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        if constexpr (sizeof(B) == 2) {
+          w[k] = static_cast<unsigned>(in[2 * k]) | (static_cast<unsigned>(in[2 * k + 1]) << 16);
+        } else if constexpr (sizeof(B) == 4) {
+          w[k] = in[k];
+        } else {
+          w[k] = static_cast<unsigned>(in[k / 2] >> (32 * (k % 2)));
+        }
+      }
+      *reinterpret_cast<uint4*>(p + i) = make_uint4(w[0], w[1], w[2], w[3]);
+    } else {
+#pragma unroll
+      for (int k = 0; k < N; ++k) {
+        if (k < cnt) p[i + k] = bit_cast<T>(in[k]);
+      }
+    }
+  }
+};
+
+// Condition of elements [i, i + cnt): a vector load of the N condition bytes, or of the N data
+// elements whose missingness is the condition.
+template <int N>
+struct CondBytes;
+template <>
+struct CondBytes<2> {
+  using type = unsigned short;
+};
+template <>
+struct CondBytes<4> {
+  using type = unsigned int;
+};
+template <>
+struct CondBytes<8> {
+  using type = uint2;
+};
+
+template <int N>
+__device__ void load_cond(BoolCond c, int64 i, int cnt, bool vec, bool (&m)[N]) {
+  if (vec) {
+    const auto v = *reinterpret_cast<const typename CondBytes<N>::type*>(c.c + i);
+    unsigned long long bytes = 0;
+    if constexpr (N == 8) {
+      bytes = v.x | (static_cast<unsigned long long>(v.y) << 32);
+    } else {
+      bytes = v;
+    }
+#pragma unroll
+    for (int k = 0; k < N; ++k) m[k] = ((bytes >> (8 * k)) & 0xffu) != 0;
+  } else {
+#pragma unroll
+    for (int k = 0; k < N; ++k) m[k] = k < cnt && c(i + k);
+  }
+}
+
+template <int N, class T, Missing M>
+__device__ void load_cond(MissingCond<T, M> c, int64 i, int cnt, bool vec, bool (&m)[N]) {
+  Bits<T> v[N];
+  Group<T>::load(c.x, i, cnt, vec, v);
+  for (int k = 0; k < N; ++k) m[k] = k < cnt && is_missing<M>(bit_cast<T>(v[k]));
+}
+
+inline bool cond_vec_ok(BoolCond c, int n) { return aligned(c.c, n); }
+template <class T, Missing M>
+bool cond_vec_ok(MissingCond<T, M> c, int) {
+  return aligned(c.x, 16);
+}
+
+__device__ inline int64 global_thread() {
+  return static_cast<int64>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ inline int64 grid_threads() { return static_cast<int64>(gridDim.x) * blockDim.x; }
+
+// ---------------------------------------------------------------------------------------
+// Forward
+
+template <bool CondFull, bool AFull, bool BFull, class T, class Cond>
+__global__ void select_flat_kernel(Cond cond, const T* a, const T* b, T* out, int64 total,
+                                   bool vec) {
+  using G = Group<T>;
+  constexpr int N = G::N;
+  using B = typename G::B;
+  const B a0 = AFull ? B(0) : bit_cast<B>(a[0]);
+  const B b0 = BFull ? B(0) : bit_cast<B>(b[0]);
+  const bool m0 = CondFull ? false : cond(0);
+  const int64 groups = (total + N - 1) / N;
+  for (int64 v = global_thread(); v < groups; v += grid_threads()) {
+    const int64 i = v * N;
+    const int cnt = static_cast<int>(min(static_cast<int64>(N), total - i));
+    const bool full = vec && cnt == N;
+    bool m[N];
+    if (CondFull) {
+      load_cond<N>(cond, i, cnt, full, m);
+    } else {
+      for (int k = 0; k < N; ++k) m[k] = m0;
+    }
+    B av[N], bv[N], o[N];
+    if (AFull) G::load(a, i, cnt, full, av);
+    if (BFull) G::load(b, i, cnt, full, bv);
+    for (int k = 0; k < N; ++k) o[k] = m[k] ? (AFull ? av[k] : a0) : (BFull ? bv[k] : b0);
+    G::store(out, i, cnt, full, o);
+  }
+}
+
+template <class T, class Cond>
+__global__ void select_strided_kernel(SelectPlan p, Cond cond, const T* a, const T* b, T* out) {
+  using B = Bits<T>;
+  for (int64 i = global_thread(); i < p.total; i += grid_threads()) {
+    const B av = bit_cast<B>(a[operand_offset(p, p.a, i)]);
+    const B bv = bit_cast<B>(b[operand_offset(p, p.b, i)]);
+    out[i] = bit_cast<T>(cond(operand_offset(p, p.cond, i)) ? av : bv);
+  }
+}
+
+template <class T, class Cond>
+int forward_impl(const SelectPlan& p, Cond cond, const T* a, const T* b, T* out,
+                 cudaStream_t stream) {
+  if (p.total == 0) return 0;
+  constexpr int N = Group<T>::N;
+  const bool flat = p.cond.access != Access::kStrided && p.a.access != Access::kStrided &&
+                    p.b.access != Access::kStrided;
+  if (!flat) {
+    select_strided_kernel<<<grid_for(p.total), kThreads, 0, stream>>>(p, cond, a, b, out);
+    return launch_status();
+  }
+  const bool cf = p.cond.access == Access::kFull, af = p.a.access == Access::kFull,
+             bf = p.b.access == Access::kFull;
+  const bool vec = aligned(out, 16) && (!cf || cond_vec_ok(cond, N)) && (!af || aligned(a, 16)) &&
+                   (!bf || aligned(b, 16));
+  const int grid = grid_for((p.total + N - 1) / N);
+  const int key = cf * 4 + af * 2 + bf;
+#define SAFEOPS_SELECT_FLAT(CF, AF, BF) \
+  select_flat_kernel<CF, AF, BF><<<grid, kThreads, 0, stream>>>(cond, a, b, out, p.total, vec)
+  switch (key) {
+    case 7:
+      SAFEOPS_SELECT_FLAT(true, true, true);
+      break;
+    case 6:
+      SAFEOPS_SELECT_FLAT(true, true, false);
+      break;
+    case 5:
+      SAFEOPS_SELECT_FLAT(true, false, true);
+      break;
+    case 4:
+      SAFEOPS_SELECT_FLAT(true, false, false);
+      break;
+    case 3:
+      SAFEOPS_SELECT_FLAT(false, true, true);
+      break;
+    case 2:
+      SAFEOPS_SELECT_FLAT(false, true, false);
+      break;
+    case 1:
+      SAFEOPS_SELECT_FLAT(false, false, true);
+      break;
+    default:
+      SAFEOPS_SELECT_FLAT(false, false, false);
+      break;
+  }
+#undef SAFEOPS_SELECT_FLAT
+  return launch_status();
+}
+
+// ---------------------------------------------------------------------------------------
+// Backward
+
+// One pass over cond and g: full targets written, scalar targets summed per block into
+// partial[2 * block + {0, 1}].
+template <int KA, int KB, class T, class Cond>
+__global__ void flat_backward_kernel(Cond cond, bool cond_full, const T* g, T* ga, T* gb,
+                                     int64 total, bool vec, typename Traits<T>::Acc* partial) {
+  using G = Group<T>;
+  constexpr int N = G::N;
+  using B = typename G::B;
+  using Acc = typename Traits<T>::Acc;
+  constexpr bool kSums = KA == kScalar || KB == kScalar;
+  const bool m0 = cond_full ? false : cond(0);
+  Acc sa = 0, sb = 0;
+  const int64 groups = (total + N - 1) / N;
+  for (int64 v = global_thread(); v < groups; v += grid_threads()) {
+    const int64 i = v * N;
+    const int cnt = static_cast<int>(min(static_cast<int64>(N), total - i));
+    const bool full = vec && cnt == N;
+    bool m[N];
+    if (cond_full) {
+      load_cond<N>(cond, i, cnt, full, m);
+    } else {
+      for (int k = 0; k < N; ++k) m[k] = m0;
+    }
+    B gv[N];
+    G::load(g, i, cnt, full, gv);
+    if (KA == kFull) {
+      B o[N];
+      for (int k = 0; k < N; ++k) o[k] = m[k] ? gv[k] : B(0);
+      G::store(ga, i, cnt, full, o);
+    }
+    if (KB == kFull) {
+      B o[N];
+      for (int k = 0; k < N; ++k) o[k] = m[k] ? B(0) : gv[k];
+      G::store(gb, i, cnt, full, o);
+    }
+    if (kSums) {
+#pragma unroll
+      for (int k = 0; k < N; ++k) {
+        if (k >= cnt) break;
+        const Acc x = Traits<T>::to_acc(bit_cast<T>(gv[k]));
+        if (KA == kScalar) sa += m[k] ? x : Acc(0);
+        if (KB == kScalar) sb += m[k] ? Acc(0) : x;
+      }
+    }
+  }
+  if (kSums) {
+    sa = block_sum(sa);
+    sb = block_sum(sb);
+    if (threadIdx.x == 0) {
+      partial[2 * blockIdx.x] = sa;
+      partial[2 * blockIdx.x + 1] = sb;
+    }
+  }
+}
+
+// One block: sums the per-block partials of flat_backward_kernel in a fixed order.
+template <class T>
+__global__ void finalize_scalars_kernel(const typename Traits<T>::Acc* partial, int blocks, T* ga,
+                                        T* gb) {
+  using Acc = typename Traits<T>::Acc;
+  Acc sa = 0, sb = 0;
+  for (int k = threadIdx.x; k < blocks; k += blockDim.x) {
+    sa += partial[2 * k];
+    sb += partial[2 * k + 1];
+  }
+  sa = block_sum(sa);
+  sb = block_sum(sb);
+  if (threadIdx.x == 0) {
+    if (ga) ga[0] = Traits<T>::from_acc(sa);
+    if (gb) gb[0] = Traits<T>::from_acc(sb);
+  }
+}
+
+// How reduce_general_kernel splits the reduced range: enough threads to fill the GPU when the
+// target is small, never fewer than 16 elements a thread.
+struct GeneralSplit {
+  int64 groups, per_group;
+};
+
+GeneralSplit general_split(const ReduceLayout& l) {
+  int64 groups = 1;
+  if (l.P < 65536) {
+    groups = std::min<int64>(std::min<int64>(4096, 65536 / l.P), (l.R + 15) / 16);
+    groups = std::max<int64>(groups, 1);
+  }
+  const int64 per_group = (l.R + groups - 1) / groups;
+  return {(l.R + per_group - 1) / per_group, per_group};
+}
+
+template <bool Neg, class T, class Cond>
+__global__ void reduce_general_kernel(ReduceLayout l, GeneralSplit s, Cond cond, const T* g, T* out,
+                                      typename Traits<T>::Acc* partial) {
+  using Acc = typename Traits<T>::Acc;
+  const int nk = l.nk, nr = l.nr;
+  for (int64 t = global_thread(); t < l.P * s.groups; t += grid_threads()) {
+    const int64 p = t % l.P, grp = t / l.P;
+    int64 go = 0, co = 0;
+    int64 rem = p;
+    for (int k = nk - 1; k >= 0; --k) {
+      const int64 ix = rem % l.kdim[k];
+      rem /= l.kdim[k];
+      go += ix * l.kg[k];
+      co += ix * l.kc[k];
+    }
+    const int64 r0 = grp * s.per_group, r1 = min(l.R, r0 + s.per_group);
+    int64 ridx[kMaxDims];
+    rem = r0;
+    for (int k = nr - 1; k >= 0; --k) {
+      ridx[k] = rem % l.rdim[k];
+      rem /= l.rdim[k];
+      go += ridx[k] * l.rg[k];
+      co += ridx[k] * l.rc[k];
+    }
+    Acc acc = 0;
+    for (int64 r = r0; r < r1; ++r) {
+      const Acc v = Traits<T>::to_acc(g[go]);
+      acc += (cond(co) != Neg) ? v : Acc(0);
+      if (nr == 0) break;
+      int k = nr - 1;
+      ++ridx[k];
+      go += l.rg[k];
+      co += l.rc[k];
+      while (k > 0 && ridx[k] == l.rdim[k]) {
+        go -= l.rdim[k] * l.rg[k];
+        co -= l.rdim[k] * l.rc[k];
+        ridx[k] = 0;
+        --k;
+        ++ridx[k];
+        go += l.rg[k];
+        co += l.rc[k];
+      }
+    }
+    if (s.groups == 1) {
+      out[p] = Traits<T>::from_acc(acc);
+    } else {
+      partial[grp * l.P + p] = acc;
+    }
+  }
+}
+
+template <class T>
+__global__ void finalize_general_kernel(const typename Traits<T>::Acc* partial, int64 P,
+                                        int64 groups, T* out) {
+  using Acc = typename Traits<T>::Acc;
+  for (int64 p = global_thread(); p < P; p += grid_threads()) {
+    Acc s = 0;
+    for (int64 k = 0; k < groups; ++k) s += partial[k * P + p];
+    out[p] = Traits<T>::from_acc(s);
+  }
+}
+
+// Scratch layout of one backward call; the same function sizes it and carves it.
+struct Scratch {
+  std::size_t flat, general_a, general_b, total;
+};
+
+std::size_t round_up(std::size_t n) { return (n + 255) / 256 * 256; }
+
+int target_kind(const Operand& op, bool wanted) {
+  if (!wanted) return kNone;
+  if (op.access == Access::kFull) return kFull;
+  if (op.access == Access::kScalar) return kScalar;
+  return kGeneral;
+}
+
+struct BackwardKinds {
+  int a, b;
+};
+
+BackwardKinds backward_kinds(const SelectPlan& p, bool want_a, bool want_b) {
+  BackwardKinds k{target_kind(p.a, want_a), target_kind(p.b, want_b)};
+  if (p.cond.access == Access::kStrided) {  // strided condition: the general kernel does all
+    if (k.a != kNone) k.a = kGeneral;
+    if (k.b != kNone) k.b = kGeneral;
+  }
+  return k;
+}
+
+Scratch scratch_layout(const SelectPlan& p, bool want_a, bool want_b, std::size_t acc) {
+  Scratch s{0, 0, 0, 0};
+  if (p.total == 0) return s;
+  const BackwardKinds k = backward_kinds(p, want_a, want_b);
+  if (k.a == kScalar || k.b == kScalar) s.flat = round_up(2 * kMaxBlocks * acc);
+  auto general = [&](int kind, const Operand& t) -> std::size_t {
+    if (kind != kGeneral) return 0;
+    const ReduceLayout l = make_reduce_layout(p, t);
+    const GeneralSplit sp = general_split(l);
+    return sp.groups > 1 ? round_up(sp.groups * l.P * acc) : 0;
+  };
+  s.general_a = general(k.a, p.a);
+  s.general_b = general(k.b, p.b);
+  s.total = s.flat + s.general_a + s.general_b;
+  return s;
+}
+
+template <bool Neg, class T, class Cond>
+int launch_general(const SelectPlan& p, const Operand& t, Cond cond, const T* g, T* out,
+                   void* scratch, cudaStream_t stream) {
+  using Acc = typename Traits<T>::Acc;
+  const ReduceLayout l = make_reduce_layout(p, t);
+  const GeneralSplit sp = general_split(l);
+  Acc* partial = static_cast<Acc*>(scratch);
+  reduce_general_kernel<Neg>
+      <<<grid_for(l.P * sp.groups), kThreads, 0, stream>>>(l, sp, cond, g, out, partial);
+  if (sp.groups > 1) {
+    finalize_general_kernel<<<grid_for(l.P), kThreads, 0, stream>>>(partial, l.P, sp.groups, out);
+  }
+  return launch_status();
+}
+
+template <class T, class Cond>
+int backward_impl(const SelectPlan& p, Cond cond, const T* g, T* ga, T* gb, void* workspace,
+                  cudaStream_t stream) {
+  using Acc = typename Traits<T>::Acc;
+  if (p.total == 0) {  // broadcast to an empty output: the gradients are all zeros
+    if (ga) cudaMemsetAsync(ga, 0, p.a.size * sizeof(T), stream);
+    if (gb) cudaMemsetAsync(gb, 0, p.b.size * sizeof(T), stream);
+    return launch_status();
+  }
+  const BackwardKinds k = backward_kinds(p, ga != nullptr, gb != nullptr);
+  const Scratch s = scratch_layout(p, ga != nullptr, gb != nullptr, sizeof(Acc));
+  char* ws = static_cast<char*>(workspace);
+  if (k.a == kGeneral) {
+    if (int e = launch_general<false>(p, p.a, cond, g, ga, ws + s.flat, stream)) return e;
+  }
+  if (k.b == kGeneral) {
+    if (int e = launch_general<true>(p, p.b, cond, g, gb, ws + s.flat + s.general_a, stream)) {
+      return e;
+    }
+  }
+  const int fa = k.a == kGeneral ? kNone : k.a, fb = k.b == kGeneral ? kNone : k.b;
+  if (fa == kNone && fb == kNone) return 0;
+
+  constexpr int N = Group<T>::N;
+  const bool cond_full = p.cond.access == Access::kFull;
+  const bool vec = aligned(g, 16) && (!cond_full || cond_vec_ok(cond, N)) &&
+                   (fa != kFull || aligned(ga, 16)) && (fb != kFull || aligned(gb, 16));
+  const int grid = grid_for((p.total + N - 1) / N);
+  Acc* partial = reinterpret_cast<Acc*>(ws);
+#define SAFEOPS_FLAT_BACKWARD(KA, KB) \
+  flat_backward_kernel<KA, KB>        \
+      <<<grid, kThreads, 0, stream>>>(cond, cond_full, g, ga, gb, p.total, vec, partial)
+  switch (fa * 3 + fb) {
+    case kFull * 3 + kFull:
+      SAFEOPS_FLAT_BACKWARD(kFull, kFull);
+      break;
+    case kFull * 3 + kScalar:
+      SAFEOPS_FLAT_BACKWARD(kFull, kScalar);
+      break;
+    case kFull * 3 + kNone:
+      SAFEOPS_FLAT_BACKWARD(kFull, kNone);
+      break;
+    case kScalar * 3 + kFull:
+      SAFEOPS_FLAT_BACKWARD(kScalar, kFull);
+      break;
+    case kScalar * 3 + kScalar:
+      SAFEOPS_FLAT_BACKWARD(kScalar, kScalar);
+      break;
+    case kScalar * 3 + kNone:
+      SAFEOPS_FLAT_BACKWARD(kScalar, kNone);
+      break;
+    case kNone * 3 + kFull:
+      SAFEOPS_FLAT_BACKWARD(kNone, kFull);
+      break;
+    default:
+      SAFEOPS_FLAT_BACKWARD(kNone, kScalar);
+      break;
+  }
+#undef SAFEOPS_FLAT_BACKWARD
+  if (fa == kScalar || fb == kScalar) {
+    finalize_scalars_kernel<<<1, 1024, 0, stream>>>(partial, grid, fa == kScalar ? ga : nullptr,
+                                                    fb == kScalar ? gb : nullptr);
+  }
+  return launch_status();
+}
+
+cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
+
+}  // namespace
+
+int select_forward(DType dtype, const SelectPlan& plan, const std::uint8_t* cond, const void* a,
+                   const void* b, void* out, void* stream) {
+  return dispatch_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return forward_impl(plan, BoolCond{cond}, static_cast<const T*>(a), static_cast<const T*>(b),
+                        static_cast<T*>(out), as_stream(stream));
+  });
+}
+
+std::size_t select_backward_workspace(DType dtype, const SelectPlan& plan, bool want_a,
+                                      bool want_b) {
+  const std::size_t acc = dtype == DType::kFloat64 ? sizeof(double) : sizeof(float);
+  return scratch_layout(plan, want_a, want_b, acc).total;
+}
+
+int select_backward(DType dtype, const SelectPlan& plan, const std::uint8_t* cond, const void* g,
+                    void* ga, void* gb, void* workspace, void* stream) {
+  return dispatch_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return backward_impl(plan, BoolCond{cond}, static_cast<const T*>(g), static_cast<T*>(ga),
+                         static_cast<T*>(gb), workspace, as_stream(stream));
+  });
+}
+
+int fill_missing_forward(DType dtype, Missing missing, const SelectPlan& plan, const void* x,
+                         const void* value, void* out, void* stream) {
+  return dispatch_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return dispatch_missing(missing, [&](auto m) {
+      const T* xt = static_cast<const T*>(x);
+      return forward_impl(plan, MissingCond<T, decltype(m)::value>{xt},
+                          static_cast<const T*>(value), xt, static_cast<T*>(out),
+                          as_stream(stream));
+    });
+  });
+}
+
+int fill_missing_backward(DType dtype, Missing missing, const SelectPlan& plan, const void* x,
+                          const void* g, void* gvalue, void* gx, void* workspace, void* stream) {
+  return dispatch_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return dispatch_missing(missing, [&](auto m) {
+      return backward_impl(plan, MissingCond<T, decltype(m)::value>{static_cast<const T*>(x)},
+                           static_cast<const T*>(g), static_cast<T*>(gvalue), static_cast<T*>(gx),
+                           workspace, as_stream(stream));
+    });
+  });
+}
+
+}  // namespace cuda
+}  // namespace safeops

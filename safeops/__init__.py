@@ -1,0 +1,32 @@
+"""safeops: train TensorFlow models on data with missing values (NaN) without NaN gradients.
+
+- `safe_where`: tf.where whose gradient is an exact zero in the branch not taken, with the
+  "double where" automated for callable branches.
+- `fill_missing`: replace NaN (or non-finite) entries, with an exact-zero gradient there.
+
+Importing safeops registers its TensorFlow ops (needed before loading a SavedModel that uses
+them). Without TensorFlow installed, only `safeops.native` (the kernels on NumPy arrays and CUDA
+device arrays) is available.
+"""
+
+import importlib.util
+
+from safeops._build_info import VERSION as __version__
+
+_TF_API = {
+    "safe_where": "safeops.where",
+    "fill_missing": "safeops.missing",
+}
+
+if importlib.util.find_spec("tensorflow") is not None:
+    from safeops.missing import fill_missing
+    from safeops.where import safe_where
+else:
+
+    def __getattr__(name):
+        if name in _TF_API:
+            raise ImportError(f"safeops.{name} needs TensorFlow, which is not installed")
+        raise AttributeError(f"module 'safeops' has no attribute {name!r}")
+
+
+__all__ = ["__version__", "fill_missing", "safe_where"]

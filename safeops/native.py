@@ -1,0 +1,130 @@
+"""The safeops kernels without TensorFlow: NumPy arrays run the CPU kernels, torch or CuPy
+device arrays run the CUDA kernels (the exact launchers the TensorFlow GPU ops call).
+
+Used by the tests (tests/gpu drive the CUDA kernels through this module on a machine with no
+TensorFlow) and by the GPU benchmarks. Every function returns new arrays of the input's kind.
+"""
+
+import numpy as np
+
+from safeops import _native
+
+CUDA = bool(_native.cuda)
+_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def _is_device(a):
+    return hasattr(a, "__cuda_array_interface__") or (
+        type(a).__module__.startswith("torch") and getattr(a, "is_cuda", False)
+    )
+
+
+class _Device:
+    """Pointer, shape and dtype name of a torch tensor or a __cuda_array_interface__ array,
+    plus an allocator for outputs of the same library on the same device."""
+
+    def __init__(self, a, what):
+        self.obj = a
+        if type(a).__module__.startswith("torch"):
+            import torch
+
+            if not a.is_contiguous():
+                raise ValueError(f"safeops.native: {what} must be contiguous")
+            self.ptr, self.shape = a.data_ptr(), tuple(a.shape)
+            self.dtype = str(a.dtype).replace("torch.", "")
+            self._empty = lambda shape, dtype: torch.empty(
+                shape, dtype=getattr(torch, dtype), device=a.device
+            )
+            self.stream = torch.cuda.current_stream(a.device).cuda_stream
+        else:
+            import cupy
+
+            iface = a.__cuda_array_interface__
+            if iface.get("strides") is not None and not a.flags.c_contiguous:
+                raise ValueError(f"safeops.native: {what} must be C-contiguous")
+            self.ptr, self.shape = iface["data"][0], tuple(iface["shape"])
+            self.dtype = "bool" if a.dtype == np.bool_ else str(a.dtype)
+            self._empty = lambda shape, dtype: cupy.empty(shape, dtype=dtype)
+            self.stream = cupy.cuda.get_current_stream().ptr
+        if what == "condition" and self.dtype != "bool":
+            raise TypeError(f"safeops.native: condition must be bool, got {self.dtype}")
+        if what != "condition" and self.dtype not in _DTYPES:
+            raise TypeError(f"safeops.native: {what} has unsupported dtype {self.dtype}")
+
+    def empty(self, shape, dtype=None):
+        out = self._empty(tuple(shape), dtype or self.dtype)
+        return out, _Device(out, "output")
+
+    def scratch(self, nbytes):
+        if nbytes == 0:
+            return None, 0
+        out = self._empty((nbytes,), "uint8")
+        return out, _Device(out, "scratch").ptr
+
+
+def _same_dtype(a, b, an, bn):
+    if a.dtype != b.dtype:
+        raise TypeError(f"safeops.native: {an} ({a.dtype}) and {bn} ({b.dtype}) differ in dtype")
+
+
+def _need_cuda():
+    if not CUDA:
+        raise RuntimeError("safeops.native: this build has no CUDA kernels")
+
+
+def where(condition, x, y):
+    """condition ? x : y with numpy broadcasting."""
+    if not _is_device(x):
+        return _native.where(condition, x, y)
+    _need_cuda()
+    c, a, b = _Device(condition, "condition"), _Device(x, "x"), _Device(y, "y")
+    _same_dtype(a, b, "x", "y")
+    shape = _native.broadcast_shape(c.shape, a.shape, b.shape)
+    out, o = a.empty(shape)
+    _native.cuda_where(c.ptr, c.shape, a.ptr, a.shape, b.ptr, b.shape, o.ptr, a.dtype, a.stream)
+    return out
+
+
+def where_grad(condition, x_shape, y_shape, grad):
+    """(condition ? grad : 0, condition ? 0 : grad), each summed to x_shape / y_shape."""
+    x_shape, y_shape = tuple(x_shape), tuple(y_shape)
+    if not _is_device(grad):
+        return _native.where_grad(condition, x_shape, y_shape, grad)
+    _need_cuda()
+    c, g = _Device(condition, "condition"), _Device(grad, "grad")
+    gx, ox = g.empty(x_shape)
+    gy, oy = g.empty(y_shape)
+    _keep, ws = g.scratch(_native.cuda_where_grad_workspace(c.shape, x_shape, y_shape, g.dtype))
+    _native.cuda_where_grad(
+        c.ptr, c.shape, x_shape, y_shape, g.ptr, ox.ptr, oy.ptr, ws, g.dtype, g.stream
+    )
+    return gx, gy
+
+
+def fill_missing(x, value, missing="nan"):
+    """missing(x) ? value : x, value broadcast to x's shape."""
+    if not _is_device(x):
+        return _native.fill_missing(x, value, missing)
+    _need_cuda()
+    a, v = _Device(x, "x"), _Device(value, "value")
+    _same_dtype(a, v, "x", "value")
+    out, o = a.empty(a.shape)
+    _native.cuda_fill_missing(a.ptr, a.shape, v.ptr, v.shape, o.ptr, missing, a.dtype, a.stream)
+    return out
+
+
+def fill_missing_grad(x, value_shape, grad, missing="nan"):
+    """(missing(x) ? 0 : grad, sum of grad over the missing entries reduced to value_shape)."""
+    value_shape = tuple(value_shape)
+    if not _is_device(x):
+        return _native.fill_missing_grad(x, value_shape, grad, missing)
+    _need_cuda()
+    a, g = _Device(x, "x"), _Device(grad, "grad")
+    _same_dtype(a, g, "x", "grad")
+    gx, ox = a.empty(a.shape)
+    gv, ov = a.empty(value_shape)
+    _keep, ws = a.scratch(_native.cuda_fill_missing_grad_workspace(a.shape, value_shape, a.dtype))
+    _native.cuda_fill_missing_grad(
+        a.ptr, a.shape, value_shape, g.ptr, ox.ptr, ov.ptr, ws, missing, a.dtype, a.stream
+    )
+    return gx, gv

@@ -1,0 +1,114 @@
+"""safeops.safe_where: tf.where whose gradient is an exact zero in the branch not taken.
+
+The problem it fixes (DESIGN.md)::
+
+    x = tf.constant([0.0, -1.0, 4.0])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.where(x > 0, tf.math.log(x), 0.0)   # forward is fine: [0, 0, 1.386]
+    tape.gradient(y, x)                             # [nan, nan, 0.25]
+
+tf.where's own gradient is an exact zero at 0 and -1, but log's backward multiplies that zero
+by 1/x = inf there (and NaN flows through log(-1)): 0 * inf = NaN. The fix is the "double
+where": replace the inputs of log by a safe value where the branch is not taken, before log
+runs. safe_where automates it::
+
+    y = safeops.safe_where(x > 0, tf.math.log, 0.0, x)   # gradient [0, 0, 0.25]
+"""
+
+import tensorflow as tf
+
+from safeops import _checks
+from safeops._loader import ops
+from safeops._xla import in_xla_context
+
+
+def safe_where(condition, x=None, y=None, *inputs, fill=1.0, name=None):
+    """Selects `x` where `condition` is true and `y` elsewhere, with NaN-safe gradients.
+
+    Tensor form, a drop-in for `tf.where(condition, x, y)`: numpy broadcasting of all three,
+    any dtype tf.where accepts (float16, bfloat16, float32 and float64 run safeops' kernels,
+    other dtypes tf.where). The gradient is `condition ? g : 0` for x and `condition ? 0 : g`
+    for y, summed to their shapes, with zeros that are exact even where g is NaN or Inf.
+
+    Callable form: when `x` and/or `y` is callable, it is called on `inputs` in which every
+    position not selected for that branch is replaced by `fill`, through a guard whose gradient
+    is an exact zero there. So `safe_where(x > 0, tf.sqrt, 0.0, x)` has finite values and an
+    exact-zero gradient wherever `x <= 0`, and variables used inside a branch get finite
+    gradients as long as the branch is finite at `fill`.
+
+    `safe_where(condition)` alone behaves like `tf.where(condition)` (indices of true entries).
+
+    Args:
+      condition: bool tensor.
+      x, y: tensors (or Python values) broadcastable with `condition`, or callables.
+      *inputs: the tensors passed to callable branches.
+      fill: the value the guard puts at unselected positions (must keep the branch finite).
+      name: name scope.
+
+    Raises:
+      TypeError: non-bool condition, or x and y of different dtypes.
+      ValueError: only one of x and y given, callables without inputs, or inputs without
+        callables; shapes that do not broadcast.
+    """
+    if x is None and y is None:
+        if inputs:
+            raise ValueError("safe_where: inputs given without x and y")
+        return tf.where(condition, name=name)
+    if x is None or y is None:
+        raise ValueError("safe_where: x and y must both be given, or both be None")
+    with tf.name_scope(name or "safe_where"):
+        condition = _checks.as_bool(condition, "safe_where")
+        if callable(x) or callable(y):
+            if not inputs:
+                raise ValueError("safe_where: callable branches need the tensors to call them on")
+            inputs = [tf.convert_to_tensor(t) for t in inputs]
+            if callable(x):
+                x = x(*[_guard(condition, t, fill, taken=True) for t in inputs])
+            if callable(y):
+                y = y(*[_guard(condition, t, fill, taken=False) for t in inputs])
+        elif inputs:
+            raise ValueError("safe_where: extra inputs given but neither x nor y is callable")
+        x, y = _checks.convert_pair(x, y, "safe_where")
+        return _where(condition, x, y)
+
+
+def _guard(condition, t, fill, taken):
+    """t where the branch is taken, `fill` elsewhere; gradient exactly 0 at the fill."""
+    if not (t.dtype.is_floating or t.dtype.is_complex or t.dtype.is_integer):
+        return t
+    fill = tf.cast(fill, t.dtype)
+    return _where(condition, t, fill) if taken else _where(condition, fill, t)
+
+
+def _where(condition, x, y):
+    _check_static_broadcast(condition, x, y)
+    if x.dtype not in _checks.KERNEL_DTYPES or in_xla_context():
+        # tf.where's own gradient already selects exact zeros: same values, same guarantee.
+        return tf.where(condition, x, y)
+    return ops.safeops_safe_where(condition, x, y)
+
+
+def _check_static_broadcast(condition, x, y):
+    try:
+        tf.broadcast_static_shape(tf.broadcast_static_shape(condition.shape, x.shape), y.shape)
+    except ValueError as e:
+        raise ValueError(
+            f"safe_where: shapes {condition.shape} (condition), {x.shape} (x) and {y.shape} (y) "
+            "are not broadcast-compatible"
+        ) from e
+
+
+@tf.RegisterGradient("Safeops>SafeWhere")
+def _safe_where_grad(op, grad):
+    condition, x, y = op.inputs
+    gx, gy = ops.safeops_safe_where_grad(condition, x, y, grad)
+    return [None, gx, gy]
+
+
+@tf.RegisterGradient("Safeops>SafeWhereGrad")
+def _safe_where_grad_grad(op, ggx, ggy):
+    # grad_x and grad_y are selects of grad (then sums over broadcast dims), so their
+    # derivative with respect to grad is the select of the incoming gradients, broadcast back.
+    condition, x, y, _ = op.inputs
+    return [None, None, None, ops.safeops_safe_where(condition, ggx, ggy)]
