@@ -1,0 +1,123 @@
+// Fused activations of masked_dense (DESIGN.md: linear, relu, gelu (exact, erf), sigmoid, tanh,
+// silu), their derivatives, and what the backward needs saved from the forward. Host and device.
+#pragma once
+
+#include <cmath>
+#include <string>
+#include <type_traits>
+
+#include "dtypes.h"
+
+namespace safeops {
+
+enum class Activation : int {
+  kLinear = 0,
+  kRelu = 1,
+  kGelu = 2,
+  kSigmoid = 3,
+  kTanh = 4,
+  kSilu = 5
+};
+
+inline bool parse_activation(const std::string& s, Activation* out) {
+  static const char* const kNames[] = {"linear", "relu", "gelu", "sigmoid", "tanh", "silu"};
+  for (int i = 0; i < 6; ++i) {
+    if (s == kNames[i]) {
+      *out = static_cast<Activation>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+// What the backward reads to get act'(z): nothing (linear), the output y (relu: y > 0 iff
+// z > 0; sigmoid: y (1 - y); tanh: 1 - y^2), or the pre-activation z (gelu, silu, whose
+// derivatives are not functions of y). Saving y costs nothing extra: it is the op's output.
+enum class Saved : int { kNone = 0, kOutput = 1, kPreActivation = 2 };
+
+SAFEOPS_HD constexpr Saved saved_for(Activation a) {
+  return a == Activation::kLinear                             ? Saved::kNone
+         : (a == Activation::kGelu || a == Activation::kSilu) ? Saved::kPreActivation
+                                                              : Saved::kOutput;
+}
+
+namespace act_math {
+SAFEOPS_HD float erf_(float v) { return erff(v); }
+SAFEOPS_HD double erf_(double v) { return erf(v); }
+SAFEOPS_HD float exp_(float v) { return expf(v); }
+SAFEOPS_HD double exp_(double v) { return exp(v); }
+SAFEOPS_HD float tanh_(float v) { return tanhf(v); }
+SAFEOPS_HD double tanh_(double v) { return tanh(v); }
+template <class A>
+SAFEOPS_HD A sigmoid(A z) {
+  return A(1) / (A(1) + exp_(-z));
+}
+}  // namespace act_math
+
+// y = act(z).
+template <Activation kAct, class A>
+SAFEOPS_HD A activate(A z) {
+  using namespace act_math;
+  if constexpr (kAct == Activation::kRelu) {
+    return z > A(0) ? z : A(0);
+  } else if constexpr (kAct == Activation::kGelu) {
+    return A(0.5) * z * (A(1) + erf_(z * A(0.70710678118654752440)));
+  } else if constexpr (kAct == Activation::kSigmoid) {
+    return sigmoid(z);
+  } else if constexpr (kAct == Activation::kTanh) {
+    return tanh_(z);
+  } else if constexpr (kAct == Activation::kSilu) {
+    return z * sigmoid(z);
+  } else {
+    return z;
+  }
+}
+
+// dz = g * act'(z), from what saved_for(kAct) says the forward kept (y or z; ignored for
+// linear). relu selects instead of multiplying, so a NaN or Inf g at z <= 0 gives an exact 0
+// as TensorFlow's ReluGrad does.
+template <Activation kAct, class A>
+SAFEOPS_HD A activation_grad(A saved, A g) {
+  using namespace act_math;
+  if constexpr (kAct == Activation::kRelu) {
+    return saved > A(0) ? g : A(0);
+  } else if constexpr (kAct == Activation::kGelu) {
+    // d/dz [z Phi(z)] = Phi(z) + z phi(z), phi(z) = exp(-z^2 / 2) / sqrt(2 pi)
+    const A cdf = A(0.5) * (A(1) + erf_(saved * A(0.70710678118654752440)));
+    const A pdf = exp_(A(-0.5) * saved * saved) * A(0.39894228040143267794);
+    return g * (cdf + saved * pdf);
+  } else if constexpr (kAct == Activation::kSigmoid) {
+    return g * saved * (A(1) - saved);
+  } else if constexpr (kAct == Activation::kTanh) {
+    return g * (A(1) - saved * saved);
+  } else if constexpr (kAct == Activation::kSilu) {
+    // d/dz [z s(z)] = s(z) (1 + z (1 - s(z)))
+    const A s = sigmoid(saved);
+    return g * s * (A(1) + saved * (A(1) - s));
+  } else {
+    return g;
+  }
+}
+
+// Calls fn(std::integral_constant<Activation, a>) for the runtime activation.
+template <class Fn>
+auto dispatch_activation(Activation a, Fn&& fn) {
+  using std::integral_constant;
+  switch (a) {
+    case Activation::kRelu:
+      return fn(integral_constant<Activation, Activation::kRelu>{});
+    case Activation::kGelu:
+      return fn(integral_constant<Activation, Activation::kGelu>{});
+    case Activation::kSigmoid:
+      return fn(integral_constant<Activation, Activation::kSigmoid>{});
+    case Activation::kTanh:
+      return fn(integral_constant<Activation, Activation::kTanh>{});
+    case Activation::kSilu:
+      return fn(integral_constant<Activation, Activation::kSilu>{});
+    case Activation::kLinear:
+      break;
+  }
+  return fn(integral_constant<Activation, Activation::kLinear>{});
+}
+
+}  // namespace safeops

@@ -1,0 +1,48 @@
+// Launchers of the fused masked_dense CUDA kernels (no CUDA headers needed to include this).
+//
+// With m = missing(x), xf = m ? 0 : x, n_obs = K - count(m, row) and
+// s = renormalize ? (n_obs > 0 ? K / n_obs : 0) : 1 per row (DESIGN.md):
+//   forward   z = s * (xf @ W) + b,  y = act(z)
+//   backward  dz = g * act'(z),  db = sum_rows(dz),  dW = xf^T @ (s * dz),
+//             dx = m ? 0 : s * (dz @ W^T)
+// x is [rows, K] (leading dimensions flattened), W [K, N], b [N], y and z [rows, N]; every
+// buffer has `dtype`, half types accumulate in float32. Reductions over rows are deterministic
+// (no float atomics). Launchers enqueue on `stream` and return 0 or a CUDA error code
+// (explained by error_string in launchers.h).
+#pragma once
+
+#include <cstddef>
+
+#include "activations.h"
+#include "dtypes.h"
+#include "missing.h"
+
+namespace safeops {
+namespace cuda {
+
+struct MaskedDenseArgs {
+  DType dtype;
+  Missing missing;
+  Activation activation;
+  bool renormalize;
+  int64 rows, K, N;
+  bool allow_tf32;  // float32 may run on TF32 tensor cores (TensorFlow's TF32 setting)
+};
+
+std::size_t masked_dense_forward_workspace(const MaskedDenseArgs& args);
+
+// Writes y, and z when saved_for(activation) == Saved::kPreActivation (z may be null
+// otherwise). bias may be null (no bias).
+int masked_dense_forward(const MaskedDenseArgs& args, const void* x, const void* w,
+                         const void* bias, void* y, void* z, void* workspace, void* stream);
+
+std::size_t masked_dense_backward_workspace(const MaskedDenseArgs& args);
+
+// `saved` is y or z as saved_for(activation) says (null for linear); g is dL/dy. Writes dx, dw
+// and db (db may be null when the layer has no bias).
+int masked_dense_backward(const MaskedDenseArgs& args, const void* x, const void* w,
+                          const void* saved, const void* g, void* dx, void* dw, void* db,
+                          void* workspace, void* stream);
+
+}  // namespace cuda
+}  // namespace safeops
