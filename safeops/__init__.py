@@ -3,6 +3,8 @@
 - `safe_where`: tf.where whose gradient is an exact zero in the branch not taken, with the
   "double where" automated for callable branches.
 - `fill_missing`: replace NaN (or non-finite) entries, with an exact-zero gradient there.
+- `masked_dense` / `layers.MaskedDense`: a dense layer that treats NaN inputs as missing,
+  forward and backward.
 
 Importing safeops registers its TensorFlow ops (needed before loading a SavedModel that uses
 them). Without TensorFlow installed, only `safeops.native` (the kernels on NumPy arrays and CUDA
@@ -13,12 +15,11 @@ import importlib.util
 
 from safeops._build_info import VERSION as __version__
 
-_TF_API = {
-    "safe_where": "safeops.where",
-    "fill_missing": "safeops.missing",
-}
+_TF_API = ("safe_where", "fill_missing", "masked_dense", "layers")
 
 if importlib.util.find_spec("tensorflow") is not None:
+    from safeops import layers
+    from safeops.dense import masked_dense
     from safeops.missing import fill_missing
     from safeops.where import safe_where
 else:
@@ -29,4 +30,4 @@ else:
         raise AttributeError(f"module 'safeops' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "fill_missing", "safe_where"]
+__all__ = ["__version__", "fill_missing", "layers", "masked_dense", "safe_where"]

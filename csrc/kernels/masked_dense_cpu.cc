@@ -1,0 +1,181 @@
+#include "masked_dense_cpu.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace safeops {
+namespace {
+
+template <class T, Missing M>
+int64 count_missing(const T* row, int64 K) {
+  int64 n = 0;
+  for (int64 k = 0; k < K; ++k) n += is_missing<M>(row[k]) ? 1 : 0;
+  return n;
+}
+
+// s = renormalize ? (n_obs > 0 ? K / n_obs : 0) : 1 (partial-convolution scaling).
+template <class A, class T, Missing M>
+A row_scale(bool renormalize, const T* row, int64 K) {
+  if (!renormalize) return A(1);
+  const int64 n_obs = K - count_missing<T, M>(row, K);
+  return n_obs > 0 ? A(K) / A(n_obs) : A(0);
+}
+
+template <class T, class Out, Missing M>
+void input_forward(bool renormalize, int64 rows, int64 K, const T* x, Out* xs,
+                   const CpuRunner& runner) {
+  using A = typename Traits<T>::Acc;
+  runner.parallel_for(rows, K * 4, [&](int64 r0, int64 r1) {
+    for (int64 r = r0; r < r1; ++r) {
+      const T* xr = x + r * K;
+      Out* out = xs + r * K;
+      const A s = row_scale<A, T, M>(renormalize, xr, K);
+      if constexpr (std::is_same_v<Out, T>) {
+        if (!renormalize) {  // a select of bits: exact, and cheap
+          using B = Bits<T>;
+          for (int64 k = 0; k < K; ++k) {
+            const B v = bit_cast<B>(xr[k]);
+            out[k] = bit_cast<T>(is_missing<M>(xr[k]) ? B(0) : v);
+          }
+          continue;
+        }
+      }
+      for (int64 k = 0; k < K; ++k) {
+        const A v = is_missing<M>(xr[k]) ? A(0) : s * Traits<T>::to_acc(xr[k]);
+        if constexpr (std::is_same_v<Out, T>) {
+          out[k] = Traits<T>::from_acc(v);
+        } else {
+          out[k] = v;
+        }
+      }
+    }
+  });
+}
+
+template <class T, class In, Missing M>
+void input_backward(bool renormalize, int64 rows, int64 K, const T* x, const In* dxs, T* dx,
+                    const CpuRunner& runner) {
+  using A = typename Traits<T>::Acc;
+  runner.parallel_for(rows, K * 4, [&](int64 r0, int64 r1) {
+    for (int64 r = r0; r < r1; ++r) {
+      const T* xr = x + r * K;
+      const In* gr = dxs + r * K;
+      T* out = dx + r * K;
+      const A s = row_scale<A, T, M>(renormalize, xr, K);
+      for (int64 k = 0; k < K; ++k) {
+        A g;
+        if constexpr (std::is_same_v<In, T>) {
+          g = Traits<T>::to_acc(gr[k]);
+        } else {
+          g = gr[k];
+        }
+        // Select, never multiply: dxs may be NaN/Inf at a missing entry.
+        out[k] = Traits<T>::from_acc(is_missing<M>(xr[k]) ? A(0) : s * g);
+      }
+    }
+  });
+}
+
+// Fixed row chunk of the bias-gradient sums: partials per chunk, combined in chunk order.
+constexpr int64 kRowChunk = 256;
+
+}  // namespace
+
+void masked_input_forward_cpu(DType dtype, Missing missing, bool renormalize, int64 rows, int64 K,
+                              const void* x, void* xs, bool xs_is_acc, const CpuRunner& runner) {
+  dispatch_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Traits<T>::Acc;
+    dispatch_missing(missing, [&](auto m) {
+      constexpr Missing M = decltype(m)::value;
+      const T* xt = static_cast<const T*>(x);
+      if (xs_is_acc) {
+        input_forward<T, A, M>(renormalize, rows, K, xt, static_cast<A*>(xs), runner);
+      } else {
+        input_forward<T, T, M>(renormalize, rows, K, xt, static_cast<T*>(xs), runner);
+      }
+    });
+  });
+}
+
+void masked_input_backward_cpu(DType dtype, Missing missing, bool renormalize, int64 rows, int64 K,
+                               const void* x, const void* dxs, bool dxs_is_acc, void* dx,
+                               const CpuRunner& runner) {
+  dispatch_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Traits<T>::Acc;
+    dispatch_missing(missing, [&](auto m) {
+      constexpr Missing M = decltype(m)::value;
+      const T* xt = static_cast<const T*>(x);
+      T* out = static_cast<T*>(dx);
+      if (dxs_is_acc) {
+        input_backward<T, A, M>(renormalize, rows, K, xt, static_cast<const A*>(dxs), out, runner);
+      } else {
+        input_backward<T, T, M>(renormalize, rows, K, xt, static_cast<const T*>(dxs), out, runner);
+      }
+    });
+  });
+}
+
+void bias_activation_cpu(DType dtype, Activation act, int64 rows, int64 N, const void* acc,
+                         const void* bias, void* y, void* z, const CpuRunner& runner) {
+  dispatch_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Traits<T>::Acc;
+    dispatch_activation(act, [&](auto a) {
+      constexpr Activation kAct = decltype(a)::value;
+      const A* in = static_cast<const A*>(acc);
+      const T* b = static_cast<const T*>(bias);
+      T* yt = static_cast<T*>(y);
+      T* zt = static_cast<T*>(z);
+      runner.parallel_for(rows, N * 8, [&](int64 r0, int64 r1) {
+        for (int64 r = r0; r < r1; ++r) {
+          for (int64 n = 0; n < N; ++n) {
+            const A zv = in[r * N + n] + (b ? Traits<T>::to_acc(b[n]) : A(0));
+            if (zt) zt[r * N + n] = Traits<T>::from_acc(zv);
+            yt[r * N + n] = Traits<T>::from_acc(activate<kAct>(zv));
+          }
+        }
+      });
+    });
+  });
+}
+
+void activation_backward_cpu(DType dtype, Activation act, int64 rows, int64 N, const void* saved,
+                             const void* g, void* dz_acc, void* db, const CpuRunner& runner) {
+  dispatch_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Traits<T>::Acc;
+    dispatch_activation(act, [&](auto a) {
+      constexpr Activation kAct = decltype(a)::value;
+      const T* st = static_cast<const T*>(saved);
+      const T* gt = static_cast<const T*>(g);
+      A* dz = static_cast<A*>(dz_acc);
+      const int64 chunks = (rows + kRowChunk - 1) / kRowChunk;
+      std::vector<A> partial(db ? chunks * N : 0, A(0));
+      runner.parallel_for(chunks, kRowChunk * N * 8, [&](int64 c0, int64 c1) {
+        for (int64 c = c0; c < c1; ++c) {
+          const int64 end = std::min(rows, (c + 1) * kRowChunk);
+          for (int64 r = c * kRowChunk; r < end; ++r) {
+            for (int64 n = 0; n < N; ++n) {
+              const int64 i = r * N + n;
+              const A sv = st ? Traits<T>::to_acc(st[i]) : A(0);
+              const A d = activation_grad<kAct>(sv, Traits<T>::to_acc(gt[i]));
+              dz[i] = d;
+              if (db) partial[c * N + n] += d;
+            }
+          }
+        }
+      });
+      if (!db) return;
+      T* dbt = static_cast<T*>(db);
+      for (int64 n = 0; n < N; ++n) {
+        A s = 0;
+        for (int64 c = 0; c < chunks; ++c) s += partial[c * N + n];
+        dbt[n] = Traits<T>::from_acc(s);
+      }
+    });
+  });
+}
+
+}  // namespace safeops

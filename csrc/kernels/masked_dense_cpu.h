@@ -1,0 +1,40 @@
+// CPU pieces of masked_dense (DESIGN.md formulas). On CPU the GEMMs are not ours: the wrapper
+// composes the row prologue below with TensorFlow's own MatMul/BiasAdd/activation, which
+// grappler fuses into oneDNN's _FusedMatMul (measured faster than any contraction a custom op
+// can call: Eigen's runs 1.20-1.33x slower than tf.matmul on these shapes). The fused op's CPU
+// kernel (a GPU-traced graph running on CPU) also uses the epilogue pieces here.
+#pragma once
+
+#include "activations.h"
+#include "cpu_runner.h"
+#include "missing.h"
+
+namespace safeops {
+
+// Buffers marked "Acc" hold Traits<T>::Acc (float for float16/bfloat16/float32, double for
+// float64); the others hold the dtype itself.
+
+// Row prologue, x and xs [rows, K]:  xs = m ? 0 : s * x  with m = missing(x) and
+// s = renormalize ? (n_obs > 0 ? K / n_obs : 0) : 1 per row (an exact copy of x when s == 1).
+// xs is Acc when xs_is_acc.
+void masked_input_forward_cpu(DType dtype, Missing missing, bool renormalize, int64 rows, int64 K,
+                              const void* x, void* xs, bool xs_is_acc, const CpuRunner& runner);
+
+// Its gradient:  dx = m ? 0 : s * dxs  (an exact zero at missing entries whatever dxs holds).
+// dxs is Acc when dxs_is_acc.
+void masked_input_backward_cpu(DType dtype, Missing missing, bool renormalize, int64 rows, int64 K,
+                               const void* x, const void* dxs, bool dxs_is_acc, void* dx,
+                               const CpuRunner& runner);
+
+// Epilogue, acc [rows, N] = xs @ W (Acc):  z = acc + bias,  y = act(z); bias may be null, z
+// is written when non-null.
+void bias_activation_cpu(DType dtype, Activation act, int64 rows, int64 N, const void* acc,
+                         const void* bias, void* y, void* z, const CpuRunner& runner);
+
+// Backward of the epilogue:  dz = g * act'(.) from `saved` (y or z as saved_for(act) says,
+// unused for linear), into `dz_acc` (Acc); db = sum over rows of dz (deterministic order) when
+// db is non-null.
+void activation_backward_cpu(DType dtype, Activation act, int64 rows, int64 N, const void* saved,
+                             const void* g, void* dz_acc, void* db, const CpuRunner& runner);
+
+}  // namespace safeops

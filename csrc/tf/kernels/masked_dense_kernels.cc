@@ -1,0 +1,373 @@
+// OpKernels of masked_dense.
+//
+// Safeops>MaskedDense / MaskedDenseGrad: the fused op. On GPU it is one call of the CUDA
+// launchers (cuda/masked_dense.h). Its CPU kernel exists so that a graph traced for a GPU also
+// runs on a CPU (a SavedModel served elsewhere): row prologue + Eigen contraction + epilogue.
+// The Python wrapper does not use it on CPU: there it composes Safeops>MaskedDenseInput with
+// TensorFlow's own MatMul/BiasAdd/activation, which oneDNN runs faster than Eigen.
+#define EIGEN_USE_THREADS
+
+#include <string>
+
+#include "activations.h"
+#include "masked_dense_cpu.h"
+#include "missing.h"
+#include "tensorflow/core/framework/register_types.h"
+#include "tensorflow/core/framework/types.h"
+#include "tf_adapter.h"
+#include "unsupported/Eigen/CXX11/Tensor"
+#if SAFEOPS_WITH_CUDA
+#include "masked_dense.h"
+#include "tsl/platform/tensor_float_32_utils.h"
+#endif
+
+namespace safeops {
+namespace tf {
+namespace {
+
+using tfw::OpKernel;
+using tfw::OpKernelConstruction;
+using tfw::OpKernelContext;
+using tfw::Tensor;
+using tfw::TensorShape;
+
+struct DenseAttrs {
+  Activation activation = Activation::kLinear;
+  bool renormalize = false;
+  Missing missing = Missing::kNaN;
+};
+
+DenseAttrs read_attrs(OpKernelConstruction* ctx, bool with_activation) {
+  DenseAttrs a;
+  std::string missing, activation = "linear";
+  tfw::Status st = ctx->GetAttr("renormalize", &a.renormalize);
+  if (st.ok()) st = ctx->GetAttr("missing", &missing);
+  if (st.ok() && with_activation) st = ctx->GetAttr("activation", &activation);
+  // The op definitions restrict both strings; a failure here means a malformed graph.
+  if (st.ok() && !parse_missing(missing, &a.missing)) {
+    st = tfw::errors::InvalidArgument("unknown missing policy '", missing, "'");
+  }
+  if (st.ok() && !parse_activation(activation, &a.activation)) {
+    st = tfw::errors::InvalidArgument("unknown activation '", activation, "'");
+  }
+  if (!st.ok()) ctx->CtxFailure(st);
+  return a;
+}
+
+// Shapes of x [..., K] and kernel [K, N]; false (status set) when they disagree.
+struct DenseDims {
+  int64 rows, K, N;
+  TensorShape out;  // x's leading dims + [N]
+};
+
+bool dense_dims(OpKernelContext* ctx, const Tensor& x, const Tensor& kernel, DenseDims* d) {
+  tfw::Status st;
+  if (x.dims() < 2) {
+    st = tfw::errors::InvalidArgument("masked_dense: x must have rank >= 2, got shape ",
+                                      x.shape().DebugString());
+  } else if (kernel.dims() != 2) {
+    st = tfw::errors::InvalidArgument("masked_dense: kernel must have rank 2, got shape ",
+                                      kernel.shape().DebugString());
+  } else if (kernel.dim_size(0) != x.dim_size(x.dims() - 1)) {
+    st =
+        tfw::errors::InvalidArgument("masked_dense: x of shape ", x.shape().DebugString(), " has ",
+                                     x.dim_size(x.dims() - 1), " features but kernel of shape ",
+                                     kernel.shape().DebugString(), " expects ", kernel.dim_size(0));
+  }
+  if (!st.ok()) {
+    ctx->CtxFailure(st);
+    return false;
+  }
+  d->K = x.dim_size(x.dims() - 1);
+  d->N = kernel.dim_size(1);
+  d->rows = 1;
+  for (int i = 0; i + 1 < x.dims(); ++i) d->rows *= x.dim_size(i);
+  d->out = x.shape();
+  d->out.set_dim(x.dims() - 1, d->N);
+  return true;
+}
+
+// ---- device calls ------------------------------------------------------------------------
+
+template <class Device>
+struct Dense;
+
+// Eigen views of row-major matrices in the accumulation type.
+template <class A>
+using Matrix = Eigen::TensorMap<Eigen::Tensor<A, 2, Eigen::RowMajor>, Eigen::Unaligned>;
+template <class A>
+using ConstMatrix = Eigen::TensorMap<Eigen::Tensor<const A, 2, Eigen::RowMajor>, Eigen::Unaligned>;
+
+// The kernel in the accumulation type: a view for float/double, a converted copy otherwise.
+template <class T, class A>
+const A* kernel_as_acc(OpKernelContext* ctx, const Tensor& kernel, Tensor* holder) {
+  if constexpr (std::is_same_v<T, A>) {
+    return static_cast<const A*>(data(kernel));
+  } else {
+    if (!ctx->allocate_temp(tfw::DataTypeToEnum<A>::value, kernel.shape(), holder).ok()) {
+      return nullptr;
+    }
+    const T* src = static_cast<const T*>(data(kernel));
+    A* dst = static_cast<A*>(data(holder));
+    for (int64 i = 0; i < kernel.NumElements(); ++i) dst[i] = Traits<T>::to_acc(src[i]);
+    return dst;
+  }
+}
+
+template <>
+struct Dense<Cpu> {
+  static void forward(OpKernelContext* ctx, const DenseAttrs& at, const DenseDims& d,
+                      const Tensor& x, const Tensor& kernel, const Tensor& bias, Tensor* y,
+                      Tensor* z) {
+    dispatch_float(to_dtype(x.dtype()), [&](auto tag) {
+      using T = decltype(tag);
+      using A = typename Traits<T>::Acc;
+      const auto acc_type = tfw::DataTypeToEnum<A>::value;
+      const TfCpuRunner runner(ctx);
+      Tensor xs, w_acc, acc;
+      OP_REQUIRES_OK(ctx, ctx->allocate_temp(acc_type, TensorShape({d.rows, d.K}), &xs));
+      OP_REQUIRES_OK(ctx, ctx->allocate_temp(acc_type, TensorShape({d.rows, d.N}), &acc));
+      const A* w = kernel_as_acc<T, A>(ctx, kernel, &w_acc);
+      OP_REQUIRES(ctx, w != nullptr, tfw::errors::ResourceExhausted("masked_dense: kernel copy"));
+      masked_input_forward_cpu(to_dtype(x.dtype()), at.missing, at.renormalize, d.rows, d.K,
+                               data(x), data(&xs), true, runner);
+      const Eigen::array<Eigen::IndexPair<int>, 1> contract = {Eigen::IndexPair<int>(1, 0)};
+      Matrix<A> acc_m(static_cast<A*>(data(&acc)), d.rows, d.N);
+      if (d.K == 0) {  // an empty contraction leaves its output unwritten
+        acc_m.setZero();
+      } else {
+        acc_m.device(ctx->eigen_device<Eigen::ThreadPoolDevice>()) =
+            ConstMatrix<A>(static_cast<const A*>(data(xs)), d.rows, d.K)
+                .contract(ConstMatrix<A>(w, d.K, d.N), contract);
+      }
+      bias_activation_cpu(to_dtype(x.dtype()), at.activation, d.rows, d.N, data(acc), data(bias),
+                          data(y), z->NumElements() ? data(z) : nullptr, runner);
+    });
+  }
+
+  static void backward(OpKernelContext* ctx, const DenseAttrs& at, const DenseDims& d,
+                       const Tensor& x, const Tensor& kernel, const Tensor& saved, const Tensor& g,
+                       Tensor* dx, Tensor* dw, Tensor* db) {
+    const DType dt = to_dtype(x.dtype());
+    dispatch_float(dt, [&](auto tag) {
+      using T = decltype(tag);
+      using A = typename Traits<T>::Acc;
+      const auto acc_type = tfw::DataTypeToEnum<A>::value;
+      const TfCpuRunner runner(ctx);
+      const auto& device = ctx->eigen_device<Eigen::ThreadPoolDevice>();
+      Tensor xs, dz, dxs, w_acc, dw_acc;
+      OP_REQUIRES_OK(ctx, ctx->allocate_temp(acc_type, TensorShape({d.rows, d.K}), &xs));
+      OP_REQUIRES_OK(ctx, ctx->allocate_temp(acc_type, TensorShape({d.rows, d.N}), &dz));
+      OP_REQUIRES_OK(ctx, ctx->allocate_temp(acc_type, TensorShape({d.rows, d.K}), &dxs));
+      OP_REQUIRES_OK(ctx, ctx->allocate_temp(acc_type, TensorShape({d.K, d.N}), &dw_acc));
+      const A* w = kernel_as_acc<T, A>(ctx, kernel, &w_acc);
+      OP_REQUIRES(ctx, w != nullptr, tfw::errors::ResourceExhausted("masked_dense: kernel copy"));
+      activation_backward_cpu(dt, at.activation, d.rows, d.N,
+                              saved.NumElements() ? data(saved) : nullptr, data(g), data(&dz),
+                              data(db), runner);
+      masked_input_forward_cpu(dt, at.missing, at.renormalize, d.rows, d.K, data(x), data(&xs),
+                               true, runner);
+      ConstMatrix<A> xs_m(static_cast<const A*>(data(xs)), d.rows, d.K);
+      ConstMatrix<A> dz_m(static_cast<const A*>(data(dz)), d.rows, d.N);
+      ConstMatrix<A> w_m(w, d.K, d.N);
+      // dW = xs^T @ dz = xf^T @ (s * dz);  dxs = dz @ W^T, then dx = m ? 0 : s * dxs.
+      const Eigen::array<Eigen::IndexPair<int>, 1> rows_rows = {Eigen::IndexPair<int>(0, 0)};
+      const Eigen::array<Eigen::IndexPair<int>, 1> cols_cols = {Eigen::IndexPair<int>(1, 1)};
+      Matrix<A> dw_m(static_cast<A*>(data(&dw_acc)), d.K, d.N);
+      Matrix<A> dxs_m(static_cast<A*>(data(&dxs)), d.rows, d.K);
+      // An empty contraction (no rows, or N == 0) leaves its output unwritten.
+      if (d.rows == 0) {
+        dw_m.setZero();
+      } else {
+        dw_m.device(device) = xs_m.contract(dz_m, rows_rows);
+      }
+      if (d.N == 0) {
+        dxs_m.setZero();
+      } else {
+        dxs_m.device(device) = dz_m.contract(w_m, cols_cols);
+      }
+      masked_input_backward_cpu(dt, at.missing, at.renormalize, d.rows, d.K, data(x), data(dxs),
+                                true, data(dx), runner);
+      const A* dwa = static_cast<const A*>(data(dw_acc));
+      T* dwt = static_cast<T*>(data(dw));
+      for (int64 i = 0; i < d.K * d.N; ++i) dwt[i] = Traits<T>::from_acc(dwa[i]);
+    });
+  }
+};
+
+#if SAFEOPS_WITH_CUDA
+cuda::MaskedDenseArgs launch_args(const DenseAttrs& at, const DenseDims& d, DType dt) {
+  return {dt,     at.missing, at.activation, at.renormalize,
+          d.rows, d.K,        d.N,           tsl::tensor_float_32_execution_enabled()};
+}
+
+template <>
+struct Dense<Gpu> {
+  static void forward(OpKernelContext* ctx, const DenseAttrs& at, const DenseDims& d,
+                      const Tensor& x, const Tensor& kernel, const Tensor& bias, Tensor* y,
+                      Tensor* z) {
+    const cuda::MaskedDenseArgs args = launch_args(at, d, to_dtype(x.dtype()));
+    Tensor scratch;
+    void* ws = nullptr;
+    OP_REQUIRES_OK(ctx,
+                   gpu_scratch(ctx, cuda::masked_dense_forward_workspace(args), &scratch, &ws));
+    const int e =
+        cuda::masked_dense_forward(args, data(x), data(kernel), data(bias), data(y),
+                                   z->NumElements() ? data(z) : nullptr, ws, gpu_stream(ctx));
+    OP_REQUIRES_OK(ctx, gpu_status(e, "MaskedDense"));
+  }
+
+  static void backward(OpKernelContext* ctx, const DenseAttrs& at, const DenseDims& d,
+                       const Tensor& x, const Tensor& kernel, const Tensor& saved, const Tensor& g,
+                       Tensor* dx, Tensor* dw, Tensor* db) {
+    const cuda::MaskedDenseArgs args = launch_args(at, d, to_dtype(x.dtype()));
+    Tensor scratch;
+    void* ws = nullptr;
+    OP_REQUIRES_OK(ctx,
+                   gpu_scratch(ctx, cuda::masked_dense_backward_workspace(args), &scratch, &ws));
+    const int e = cuda::masked_dense_backward(args, data(x), data(kernel),
+                                              saved.NumElements() ? data(saved) : nullptr, data(g),
+                                              data(dx), data(dw), data(db), ws, gpu_stream(ctx));
+    OP_REQUIRES_OK(ctx, gpu_status(e, "MaskedDenseGrad"));
+  }
+};
+#endif
+
+// ---- kernels ------------------------------------------------------------------------------
+
+template <class Device>
+class MaskedDenseOp : public OpKernel {
+ public:
+  explicit MaskedDenseOp(OpKernelConstruction* ctx) : OpKernel(ctx), at_(read_attrs(ctx, true)) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &x = ctx->input(0), &kernel = ctx->input(1), &bias = ctx->input(2);
+    DenseDims d;
+    if (!dense_dims(ctx, x, kernel, &d)) return;
+    OP_REQUIRES(ctx, bias.dims() == 1 && bias.dim_size(0) == d.N,
+                tfw::errors::InvalidArgument("masked_dense: bias must have shape [", d.N,
+                                             "] to match kernel ", kernel.shape().DebugString(),
+                                             ", got ", bias.shape().DebugString()));
+    Tensor *y = nullptr, *z = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, d.out, &y));
+    const bool save_z = saved_for(at_.activation) == Saved::kPreActivation;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, save_z ? d.out : TensorShape({0}), &z));
+    if (d.out.num_elements() == 0) return;
+    Dense<Device>::forward(ctx, at_, d, x, kernel, bias, y, z);
+  }
+
+ private:
+  DenseAttrs at_;
+};
+
+template <class Device>
+class MaskedDenseGradOp : public OpKernel {
+ public:
+  explicit MaskedDenseGradOp(OpKernelConstruction* ctx)
+      : OpKernel(ctx), at_(read_attrs(ctx, true)) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &x = ctx->input(0), &kernel = ctx->input(1), &saved = ctx->input(2),
+                 &g = ctx->input(3);
+    DenseDims d;
+    if (!dense_dims(ctx, x, kernel, &d)) return;
+    OP_REQUIRES(
+        ctx, g.shape() == d.out,
+        tfw::errors::InvalidArgument("masked_dense gradient: grad has shape ",
+                                     g.shape().DebugString(), ", expected ", d.out.DebugString()));
+    const bool needs_saved = saved_for(at_.activation) != Saved::kNone;
+    OP_REQUIRES(ctx, !needs_saved || saved.shape() == d.out,
+                tfw::errors::InvalidArgument("masked_dense gradient: saved activation has shape ",
+                                             saved.shape().DebugString(), ", expected ",
+                                             d.out.DebugString()));
+    Tensor *dx = nullptr, *dw = nullptr, *db = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, kernel.shape(), &dw));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({d.N}), &db));
+    Dense<Device>::backward(ctx, at_, d, x, kernel, saved, g, dx, dw, db);
+  }
+
+ private:
+  DenseAttrs at_;
+};
+
+// The CPU path's row prologue and its gradient (no GPU kernels: the GPU path is the fused op).
+class MaskedDenseInputOp : public OpKernel {
+ public:
+  explicit MaskedDenseInputOp(OpKernelConstruction* ctx)
+      : OpKernel(ctx), at_(read_attrs(ctx, false)) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    OP_REQUIRES(ctx, x.dims() >= 1,
+                tfw::errors::InvalidArgument("masked_dense: x must have rank >= 1, got ",
+                                             x.shape().DebugString()));
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &out));
+    const int64 K = x.dim_size(x.dims() - 1);
+    if (x.NumElements() == 0) return;
+    masked_input_forward_cpu(to_dtype(x.dtype()), at_.missing, at_.renormalize, x.NumElements() / K,
+                             K, data(x), data(out), false, TfCpuRunner(ctx));
+  }
+
+ private:
+  DenseAttrs at_;
+};
+
+class MaskedDenseInputGradOp : public OpKernel {
+ public:
+  explicit MaskedDenseInputGradOp(OpKernelConstruction* ctx)
+      : OpKernel(ctx), at_(read_attrs(ctx, false)) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &x = ctx->input(0), &g = ctx->input(1);
+    OP_REQUIRES(ctx, x.dims() >= 1 && g.shape() == x.shape(),
+                tfw::errors::InvalidArgument("masked_dense gradient: grad has shape ",
+                                             g.shape().DebugString(), ", x has shape ",
+                                             x.shape().DebugString()));
+    Tensor* dx = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
+    const int64 K = x.dim_size(x.dims() - 1);
+    if (x.NumElements() == 0) return;
+    masked_input_backward_cpu(to_dtype(x.dtype()), at_.missing, at_.renormalize,
+                              x.NumElements() / K, K, data(x), data(g), false, data(dx),
+                              TfCpuRunner(ctx));
+  }
+
+ private:
+  DenseAttrs at_;
+};
+
+#define SAFEOPS_REGISTER_DENSE(DEV_NAME, DEV, T)                                                   \
+  REGISTER_KERNEL_BUILDER(Name("Safeops>MaskedDense").Device(DEV_NAME).TypeConstraint<T>("T"),     \
+                          MaskedDenseOp<DEV>);                                                     \
+  REGISTER_KERNEL_BUILDER(Name("Safeops>MaskedDenseGrad").Device(DEV_NAME).TypeConstraint<T>("T"), \
+                          MaskedDenseGradOp<DEV>);
+
+#define SAFEOPS_REGISTER_CPU(T)                                                            \
+  SAFEOPS_REGISTER_DENSE(tfw::DEVICE_CPU, Cpu, T)                                          \
+  REGISTER_KERNEL_BUILDER(                                                                 \
+      Name("Safeops>MaskedDenseInput").Device(tfw::DEVICE_CPU).TypeConstraint<T>("T"),     \
+      MaskedDenseInputOp);                                                                 \
+  REGISTER_KERNEL_BUILDER(                                                                 \
+      Name("Safeops>MaskedDenseInputGrad").Device(tfw::DEVICE_CPU).TypeConstraint<T>("T"), \
+      MaskedDenseInputGradOp);
+TF_CALL_half(SAFEOPS_REGISTER_CPU);
+TF_CALL_bfloat16(SAFEOPS_REGISTER_CPU);
+TF_CALL_float(SAFEOPS_REGISTER_CPU);
+TF_CALL_double(SAFEOPS_REGISTER_CPU);
+#undef SAFEOPS_REGISTER_CPU
+
+#if SAFEOPS_WITH_CUDA
+#define SAFEOPS_REGISTER_GPU(T) SAFEOPS_REGISTER_DENSE(tfw::DEVICE_GPU, Gpu, T)
+TF_CALL_half(SAFEOPS_REGISTER_GPU);
+TF_CALL_bfloat16(SAFEOPS_REGISTER_GPU);
+TF_CALL_float(SAFEOPS_REGISTER_GPU);
+TF_CALL_double(SAFEOPS_REGISTER_GPU);
+#undef SAFEOPS_REGISTER_GPU
+#endif
+#undef SAFEOPS_REGISTER_DENSE
+
+}  // namespace
+}  // namespace tf
+}  // namespace safeops

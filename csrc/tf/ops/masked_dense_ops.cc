@@ -1,0 +1,121 @@
+// Op registrations of masked_dense: the fused op (one kernel on GPU) and its gradient, and the
+// row prologue the CPU path composes with TensorFlow's own MatMul/BiasAdd/activation.
+#include "tensorflow/core/framework/common_shape_fns.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace safeops {
+namespace tf {
+
+using ::tensorflow::Status;
+using ::tensorflow::shape_inference::DimensionHandle;
+using ::tensorflow::shape_inference::InferenceContext;
+using ::tensorflow::shape_inference::ShapeHandle;
+
+namespace {
+
+constexpr char kActivations[] =
+    "activation: {'linear', 'relu', 'gelu', 'sigmoid', 'tanh', 'silu'} = 'linear'";
+
+// x [..., K], kernel [K, N], bias [N]: checks the dims agree, returns N and x's leading dims.
+Status dense_shapes(InferenceContext* c, ShapeHandle* leading, DimensionHandle* n) {
+  ShapeHandle x, kernel, bias;
+  TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 2, &x));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &kernel));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 1, &bias));
+  DimensionHandle k;
+  TF_RETURN_IF_ERROR(c->Merge(c->Dim(x, -1), c->Dim(kernel, 0), &k));
+  TF_RETURN_IF_ERROR(c->Merge(c->Dim(kernel, 1), c->Dim(bias, 0), n));
+  return c->Subshape(x, 0, -1, leading);
+}
+
+bool saves_pre_activation(InferenceContext* c) {
+  std::string act;
+  return c->GetAttr("activation", &act).ok() && (act == "gelu" || act == "silu");
+}
+
+}  // namespace
+
+REGISTER_OP("Safeops>MaskedDense")
+    .Input("x: T")
+    .Input("kernel: T")
+    .Input("bias: T")
+    .Output("output: T")
+    .Output("pre_activation: T")
+    .Attr("T: {half, bfloat16, float, double}")
+    .Attr(kActivations)
+    .Attr("renormalize: bool = false")
+    .Attr("missing: {'nan', 'nonfinite'} = 'nan'")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle leading, out;
+      DimensionHandle n;
+      TF_RETURN_IF_ERROR(dense_shapes(c, &leading, &n));
+      TF_RETURN_IF_ERROR(c->Concatenate(leading, c->Vector(n), &out));
+      c->set_output(0, out);
+      c->set_output(1, saves_pre_activation(c) ? out : c->Vector(0));
+      return ::tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+Fused NaN-masked dense layer (DESIGN.md): with m = missing(x), xf = m ? 0 : x and
+s = renormalize ? (n_obs > 0 ? K / n_obs : 0) : 1 per row, output = act(s * (xf @ kernel) + bias).
+pre_activation is z = s * (xf @ kernel) + bias for activations whose derivative needs it (gelu,
+silu), otherwise an empty vector.
+)doc");
+
+REGISTER_OP("Safeops>MaskedDenseGrad")
+    .Input("x: T")
+    .Input("kernel: T")
+    .Input("saved: T")
+    .Input("grad: T")
+    .Output("grad_x: T")
+    .Output("grad_kernel: T")
+    .Output("grad_bias: T")
+    .Attr("T: {half, bfloat16, float, double}")
+    .Attr(kActivations)
+    .Attr("renormalize: bool = false")
+    .Attr("missing: {'nan', 'nonfinite'} = 'nan'")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle kernel;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &kernel));
+      c->set_output(0, c->input(0));
+      c->set_output(1, kernel);
+      c->set_output(2, c->Vector(c->Dim(kernel, 1)));
+      return ::tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+Gradient of MaskedDense: dz = grad * act'(.) from `saved` (the output for relu, sigmoid and tanh,
+the pre-activation for gelu and silu, unused for linear), grad_bias = sum over rows of dz,
+grad_kernel = xf^T @ (s * dz), grad_x = m ? 0 : s * (dz @ kernel^T).
+)doc");
+
+REGISTER_OP("Safeops>MaskedDenseInput")
+    .Input("x: T")
+    .Output("output: T")
+    .Attr("T: {half, bfloat16, float, double}")
+    .Attr("renormalize: bool = false")
+    .Attr("missing: {'nan', 'nonfinite'} = 'nan'")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle x;
+      TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 1, &x));
+      c->set_output(0, x);
+      return ::tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+masked_dense's row prologue: output = m ? 0 : s * x over the last axis (one pass; missing count
+and scale per row), ready for MatMul.
+)doc");
+
+REGISTER_OP("Safeops>MaskedDenseInputGrad")
+    .Input("x: T")
+    .Input("grad: T")
+    .Output("grad_x: T")
+    .Attr("T: {half, bfloat16, float, double}")
+    .Attr("renormalize: bool = false")
+    .Attr("missing: {'nan', 'nonfinite'} = 'nan'")
+    .SetShapeFn(::tensorflow::shape_inference::UnchangedShape)
+    .Doc(R"doc(
+Gradient of MaskedDenseInput: grad_x = m ? 0 : s * grad (an exact zero at missing entries).
+)doc");
+
+}  // namespace tf
+}  // namespace safeops
