@@ -21,57 +21,65 @@ A row_scale(bool renormalize, const T* row, int64 K) {
   return n_obs > 0 ? A(K) / A(n_obs) : A(0);
 }
 
+// One row of the prologue. Values are computed unconditionally and then selected, so the
+// loops have no control flow and vectorise (they take scalars by value for the same reason).
+template <class T, class Out, Missing M>
+void input_forward_row(bool renormalize, int64 K, const T* xr, Out* out) {
+  using A = typename Traits<T>::Acc;
+  if constexpr (std::is_same_v<Out, T>) {
+    if (!renormalize) {  // a select of bits: exact
+      using B = Bits<T>;
+      for (int64 k = 0; k < K; ++k) {
+        const B v = bit_cast<B>(xr[k]);
+        out[k] = bit_cast<T>(is_missing<M>(xr[k]) ? B(0) : v);
+      }
+      return;
+    }
+  }
+  const A s = row_scale<A, T, M>(renormalize, xr, K);
+  for (int64 k = 0; k < K; ++k) {
+    const A v = s * Traits<T>::to_acc(xr[k]);
+    const A sel = is_missing<M>(xr[k]) ? A(0) : v;
+    if constexpr (std::is_same_v<Out, T>) {
+      out[k] = Traits<T>::from_acc(sel);
+    } else {
+      out[k] = sel;
+    }
+  }
+}
+
+template <class T, class In, Missing M>
+void input_backward_row(bool renormalize, int64 K, const T* xr, const In* gr, T* out) {
+  using A = typename Traits<T>::Acc;
+  const A s = row_scale<A, T, M>(renormalize, xr, K);
+  for (int64 k = 0; k < K; ++k) {
+    A g;
+    if constexpr (std::is_same_v<In, T>) {
+      g = Traits<T>::to_acc(gr[k]);
+    } else {
+      g = gr[k];
+    }
+    // Select, never multiply: dxs may be NaN/Inf at a missing entry.
+    const A v = s * g;
+    out[k] = Traits<T>::from_acc(is_missing<M>(xr[k]) ? A(0) : v);
+  }
+}
+
 template <class T, class Out, Missing M>
 void input_forward(bool renormalize, int64 rows, int64 K, const T* x, Out* xs,
                    const CpuRunner& runner) {
-  using A = typename Traits<T>::Acc;
-  runner.parallel_for(rows, K * 4, [&](int64 r0, int64 r1) {
-    for (int64 r = r0; r < r1; ++r) {
-      const T* xr = x + r * K;
-      Out* out = xs + r * K;
-      const A s = row_scale<A, T, M>(renormalize, xr, K);
-      if constexpr (std::is_same_v<Out, T>) {
-        if (!renormalize) {  // a select of bits: exact, and cheap
-          using B = Bits<T>;
-          for (int64 k = 0; k < K; ++k) {
-            const B v = bit_cast<B>(xr[k]);
-            out[k] = bit_cast<T>(is_missing<M>(xr[k]) ? B(0) : v);
-          }
-          continue;
-        }
-      }
-      for (int64 k = 0; k < K; ++k) {
-        const A v = is_missing<M>(xr[k]) ? A(0) : s * Traits<T>::to_acc(xr[k]);
-        if constexpr (std::is_same_v<Out, T>) {
-          out[k] = Traits<T>::from_acc(v);
-        } else {
-          out[k] = v;
-        }
-      }
-    }
+  runner.parallel_for(rows, K * 4, [=](int64 r0, int64 r1) {
+    for (int64 r = r0; r < r1; ++r)
+      input_forward_row<T, Out, M>(renormalize, K, x + r * K, xs + r * K);
   });
 }
 
 template <class T, class In, Missing M>
 void input_backward(bool renormalize, int64 rows, int64 K, const T* x, const In* dxs, T* dx,
                     const CpuRunner& runner) {
-  using A = typename Traits<T>::Acc;
-  runner.parallel_for(rows, K * 4, [&](int64 r0, int64 r1) {
+  runner.parallel_for(rows, K * 4, [=](int64 r0, int64 r1) {
     for (int64 r = r0; r < r1; ++r) {
-      const T* xr = x + r * K;
-      const In* gr = dxs + r * K;
-      T* out = dx + r * K;
-      const A s = row_scale<A, T, M>(renormalize, xr, K);
-      for (int64 k = 0; k < K; ++k) {
-        A g;
-        if constexpr (std::is_same_v<In, T>) {
-          g = Traits<T>::to_acc(gr[k]);
-        } else {
-          g = gr[k];
-        }
-        // Select, never multiply: dxs may be NaN/Inf at a missing entry.
-        out[k] = Traits<T>::from_acc(is_missing<M>(xr[k]) ? A(0) : s * g);
-      }
+      input_backward_row<T, In, M>(renormalize, K, x + r * K, dxs + r * K, dx + r * K);
     }
   });
 }
