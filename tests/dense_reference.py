@@ -10,7 +10,8 @@ _erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
 def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
+    with np.errstate(over="ignore"):  # exp(-z) = inf for very negative z: sigmoid is 0
+        return 1.0 / (1.0 + np.exp(-z))
 
 
 def activate(act, z):
