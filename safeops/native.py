@@ -48,7 +48,7 @@ class _Device:
             self.stream = cupy.cuda.get_current_stream().ptr
         if what == "condition" and self.dtype != "bool":
             raise TypeError(f"safeops.native: condition must be bool, got {self.dtype}")
-        if what != "condition" and self.dtype not in _DTYPES:
+        if what not in ("condition", "scratch") and self.dtype not in _DTYPES:
             raise TypeError(f"safeops.native: {what} has unsupported dtype {self.dtype}")
 
     def empty(self, shape, dtype=None):
