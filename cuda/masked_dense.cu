@@ -66,22 +66,14 @@ TileShape weight_tiles(DType dt, int64 K) {
   return {K <= 64 ? 64 : 128, 128};
 }
 
-template <class T, class Fn>
-int with_out_tiles(int64 cols, Fn&& fn) {
+// Calls fn(IntC<BM>, IntC<BN>) for the tile shape t, which is 64 x 64 (float64), 128 x 128 or
+// the kernel's one alternative kAltM x kAltN (only these are compiled).
+template <class T, int kAltM, int kAltN, class Fn>
+int with_tiles(TileShape t, Fn&& fn) {
   if constexpr (std::is_same<T, double>::value) {
     return fn(IntC<64>{}, IntC<64>{});
   } else {
-    if (out_tiles(DType::kFloat32, cols).bn == 64) return fn(IntC<128>{}, IntC<64>{});
-    return fn(IntC<128>{}, IntC<128>{});
-  }
-}
-
-template <class T, class Fn>
-int with_weight_tiles(int64 K, Fn&& fn) {
-  if constexpr (std::is_same<T, double>::value) {
-    return fn(IntC<64>{}, IntC<64>{});
-  } else {
-    if (weight_tiles(DType::kFloat32, K).bm == 64) return fn(IntC<64>{}, IntC<128>{});
+    if (t.bm == kAltM && t.bn == kAltN) return fn(IntC<kAltM>{}, IntC<kAltN>{});
     return fn(IntC<128>{}, IntC<128>{});
   }
 }
@@ -144,7 +136,7 @@ __global__ void __launch_bounds__(kGemmThreads,
   // Read after the epilogue's first barrier.
   if (p.renormalize) G::publish_row_missing(missing, row_missing);
 
-  G::epilogue(mma, smem, [&](int r, int c, const Acc* v) {
+  G::epilogue(mma, smem, [&](int r, int c, const Acc(&v)[kOV]) {
     const int64 row = m0 + r, col = n0 + c;
     if (row >= p.rows || col >= p.N) return;
     const int cnt = static_cast<int>(min(static_cast<int64>(kOV), p.N - col));
@@ -182,7 +174,7 @@ int forward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* b
                  vec_ok(y, args.N) && (z == nullptr || vec_ok(z, args.N))};
   return dispatch_activation(args.activation, [&](auto act) {
     return with_tc<T>(args.allow_tf32, [&](auto tc) {
-      return with_out_tiles<T>(args.N, [&](auto bm, auto bn) {
+      return with_tiles<T, 128, 64>(out_tiles(args.dtype, args.N), [&](auto bm, auto bn) {
         constexpr int BM = decltype(bm)::value, BN = decltype(bn)::value;
         p.tiles_n = ceil_div(args.N, BN);
         int grid = 0;
@@ -310,8 +302,9 @@ template <class T, Activation kAct, bool kWriteDs>
 __global__ void __launch_bounds__(kThreads) dz_kernel(const DzParams<T> p) {
   using Acc = typename Traits<T>::Acc;
   using V = Vec<T>;
-  // Rows loaded ahead; fewer for gelu and float64, whose longer math would otherwise spill.
-  constexpr int kV = V::N, kUnroll = sizeof(T) == 8 || kAct == Activation::kGelu ? 2 : 4;
+  // Rows loaded ahead: fewer for gelu's longer math, and one for float64, whose division slow
+  // path is a called subroutine that would otherwise need registers spilled around the call.
+  constexpr int kV = V::N, kUnroll = sizeof(T) == 8 ? 1 : kAct == Activation::kGelu ? 2 : 4;
   constexpr bool kSaved = saved_for(kAct) != Saved::kNone;
   __shared__ Acc red[kThreads * kV];
 
@@ -385,6 +378,7 @@ __global__ void __launch_bounds__(kGemmThreads, (BlockGemm<T, BM, BN, true, true
   using G = BlockGemm<T, BM, BN, true, true, kTC>;
   using Acc = typename G::Acc;
   using V = Vec<T>;
+  constexpr int kOV = V::N;
   __shared__ __align__(128) unsigned char smem[G::kSmemBytes];
 
   const int64 m0 = blockIdx.x / p.tiles_n * BM, n0 = blockIdx.x % p.tiles_n * BN;
@@ -394,15 +388,15 @@ __global__ void __launch_bounds__(kGemmThreads, (BlockGemm<T, BM, BN, true, true
   const typename G::Operand b{p.w, p.N, n0, p.K, p.vec_w};
   G::template mainloop<md::MaskA::kNone>(mma, smem, a, b, 0, p.N, p.nonfinite, unused);
 
-  G::epilogue(mma, smem, [&](int r, int c, const Acc* v) {
+  G::epilogue(mma, smem, [&](int r, int c, const Acc(&v)[kOV]) {
     const int64 row = m0 + r, col = n0 + c;
     if (row >= p.rows || col >= p.K) return;
-    const int cnt = static_cast<int>(min(static_cast<int64>(V::N), p.K - col));
+    const int cnt = static_cast<int>(min(static_cast<int64>(kOV), p.K - col));
     const int64 off = row * p.K + col;
     const uint4 xv = V::load(p.x + off, cnt, p.vec_x);
-    T out[V::N];
+    T out[kOV];
 #pragma unroll
-    for (int e = 0; e < V::N; ++e) {
+    for (int e = 0; e < kOV; ++e) {
       out[e] = md::missing_bits<T>(V::get(xv, e), p.nonfinite) ? bit_cast<T>(Bits<T>(0))
                                                                : Traits<T>::from_acc(v[e]);
     }
@@ -441,7 +435,7 @@ __global__ void __launch_bounds__(kGemmThreads,
   G::template mainloop<md::MaskA::kSelect>(mma, smem, a, b, k0, k_end, p.nonfinite, unused);
 
   Acc* out = p.partial + chunk * p.K * p.N;
-  G::epilogue(mma, smem, [&](int r, int c, const Acc* v) {
+  G::epilogue(mma, smem, [&](int r, int c, const Acc(&v)[kOV]) {
     const int64 k = m0 + r, n = n0 + c;
     if (k >= p.K || n >= p.N) return;
     const int cnt = static_cast<int>(min(static_cast<int64>(kOV), p.N - n));
@@ -517,7 +511,7 @@ int backward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* 
   if (K > 0) {
     // 3. dx
     int e = with_tc<T>(args.allow_tf32, [&](auto tc) {
-      return with_out_tiles<T>(K, [&](auto bm, auto bn) {
+      return with_tiles<T, 128, 64>(out_tiles(args.dtype, K), [&](auto bm, auto bn) {
         constexpr int BM = decltype(bm)::value, BN = decltype(bn)::value;
         const DxParams<T> p{ds,
                             w,
@@ -542,7 +536,7 @@ int backward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* 
     // 4. dW partials
     Acc* dw_partial = reinterpret_cast<Acc*>(ws + l.dw_partial);
     e = with_tc<T>(args.allow_tf32, [&](auto tc) {
-      return with_weight_tiles<T>(K, [&](auto bm, auto bn) {
+      return with_tiles<T, 64, 128>(weight_tiles(args.dtype, K), [&](auto bm, auto bn) {
         constexpr int BM = decltype(bm)::value, BN = decltype(bn)::value;
         const DwParams<T> p{x,
                             ds,

@@ -91,7 +91,7 @@ __device__ void store_elems(E* p, const E (&v)[kN], int cnt, bool vec) {
       Bits<E> b[V::N];
 #pragma unroll
       for (int i = 0; i < V::N; ++i) b[i] = bit_cast<Bits<E>>(v[q * V::N + i]);
-      *reinterpret_cast<uint4*>(p + q * V::N) = V::pack(b);
+      __stwb(reinterpret_cast<uint4*>(p + q * V::N), V::pack(b));  // one 16-byte store
     }
   } else {
 #pragma unroll
@@ -496,13 +496,16 @@ struct BlockGemm {
     }
   }
 
-  // Calls op(tile_row, tile_col, const Acc* v) for every 16-byte group of output columns of the
-  // tile (v: the Vec<T>::N accumulators of columns tile_col.. in shared memory). The caller
+  // Calls op(tile_row, tile_col, v) for every 16-byte group of output columns of the tile, v
+  // holding the Vec<T>::N accumulators of columns tile_col.. (read from shared memory as
+  // 16-byte vectors: scalar reads at this stride would be 8-way bank conflicts). The caller
   // bounds-checks. Must follow mainloop (whose last barrier frees the operand stages).
   template <class Op>
   __device__ static void epilogue(const Mma& mma, unsigned char* smem, Op&& op) {
     constexpr int kOV = Vec<T>::N;
     constexpr int kGroups = kEpiRows * (BN / kOV);
+    constexpr int kPer16 = Vec<Acc>::N;  // accumulators per 16 bytes
+    static_assert(kOV % kPer16 == 0, "whole 16-byte reads");
     Acc* st = reinterpret_cast<Acc*>(smem);
 #pragma unroll
     for (int pass = 0; pass < BM / kEpiRows; ++pass) {
@@ -510,7 +513,15 @@ struct BlockGemm {
       __syncthreads();
       for (int g = threadIdx.x; g < kGroups; g += kGemmThreads) {
         const int r = g / (BN / kOV), c = g % (BN / kOV) * kOV;
-        op(Mma::tile_row(pass, r), c, st + r * kLdE + c);
+        const uint4* src = reinterpret_cast<const uint4*>(st + r * kLdE + c);
+        Acc v[kOV];
+#pragma unroll
+        for (int q = 0; q < kOV / kPer16; ++q) {
+          const uint4 w = src[q];
+#pragma unroll
+          for (int i = 0; i < kPer16; ++i) v[q * kPer16 + i] = bit_cast<Acc>(Vec<Acc>::get(w, i));
+        }
+        op(Mma::tile_row(pass, r), c, v);
       }
       __syncthreads();
     }
