@@ -43,11 +43,12 @@ cuda::MaskedDenseArgs make_args(int64 rows, int64 K, int64 N, const std::string&
   return a;
 }
 
-std::size_t cuda_masked_dense_workspace(int64 rows, int64 K, int64 N, const std::string& dtype,
-                                        const std::string& activation, bool renormalize,
-                                        const std::string& missing, bool allow_tf32) {
-  return cuda::masked_dense_forward_workspace(
-      make_args(rows, K, N, dtype, activation, renormalize, missing, allow_tf32));
+// Workspace bytes of the forward or the backward launcher.
+template <std::size_t (*kSize)(const cuda::MaskedDenseArgs&)>
+std::size_t workspace_of(int64 rows, int64 K, int64 N, const std::string& dtype,
+                         const std::string& activation, bool renormalize,
+                         const std::string& missing, bool allow_tf32) {
+  return kSize(make_args(rows, K, N, dtype, activation, renormalize, missing, allow_tf32));
 }
 
 void cuda_masked_dense(std::uintptr_t x, std::uintptr_t kernel, std::uintptr_t bias,
@@ -65,13 +66,6 @@ void cuda_masked_dense(std::uintptr_t x, std::uintptr_t kernel, std::uintptr_t b
                                         ptr<const void>(bias), ptr<void>(y), ptr<void>(z),
                                         ptr<void>(workspace), stream_of(stream)),
              "safeops.masked_dense");
-}
-
-std::size_t cuda_masked_dense_grad_workspace(int64 rows, int64 K, int64 N, const std::string& dtype,
-                                             const std::string& activation, bool renormalize,
-                                             const std::string& missing, bool allow_tf32) {
-  return cuda::masked_dense_backward_workspace(
-      make_args(rows, K, N, dtype, activation, renormalize, missing, allow_tf32));
 }
 
 void cuda_masked_dense_grad(std::uintptr_t x, std::uintptr_t kernel, std::uintptr_t saved,
@@ -100,16 +94,16 @@ void cuda_masked_dense_grad(std::uintptr_t x, std::uintptr_t kernel, std::uintpt
 
 void bind_masked_dense(py::module_& m) {
 #if SAFEOPS_WITH_CUDA
-  m.def("cuda_masked_dense_workspace", &cuda_masked_dense_workspace, py::arg("rows"), py::arg("K"),
-        py::arg("N"), py::arg("dtype"), py::arg("activation"), py::arg("renormalize"),
-        py::arg("missing"), py::arg("allow_tf32"));
+  m.def("cuda_masked_dense_workspace", &workspace_of<cuda::masked_dense_forward_workspace>,
+        py::arg("rows"), py::arg("K"), py::arg("N"), py::arg("dtype"), py::arg("activation"),
+        py::arg("renormalize"), py::arg("missing"), py::arg("allow_tf32"));
   m.def("cuda_masked_dense", &cuda_masked_dense, py::arg("x"), py::arg("kernel"), py::arg("bias"),
         py::arg("y"), py::arg("z"), py::arg("workspace"), py::arg("rows"), py::arg("K"),
         py::arg("N"), py::arg("dtype"), py::arg("activation"), py::arg("renormalize"),
         py::arg("missing"), py::arg("allow_tf32"), py::arg("stream"));
-  m.def("cuda_masked_dense_grad_workspace", &cuda_masked_dense_grad_workspace, py::arg("rows"),
-        py::arg("K"), py::arg("N"), py::arg("dtype"), py::arg("activation"), py::arg("renormalize"),
-        py::arg("missing"), py::arg("allow_tf32"));
+  m.def("cuda_masked_dense_grad_workspace", &workspace_of<cuda::masked_dense_backward_workspace>,
+        py::arg("rows"), py::arg("K"), py::arg("N"), py::arg("dtype"), py::arg("activation"),
+        py::arg("renormalize"), py::arg("missing"), py::arg("allow_tf32"));
   m.def("cuda_masked_dense_grad", &cuda_masked_dense_grad, py::arg("x"), py::arg("kernel"),
         py::arg("saved"), py::arg("grad"), py::arg("dx"), py::arg("dkernel"), py::arg("dbias"),
         py::arg("workspace"), py::arg("rows"), py::arg("K"), py::arg("N"), py::arg("dtype"),
