@@ -21,6 +21,9 @@
 //   5. reduce_kernel: dW and db from their partials, chunks summed in a fixed order
 // The row chunks depend on the shape only, so results are bit-identical run to run and GPU to
 // GPU of the same architecture; no float atomics anywhere.
+// Backward workspace (backward_layout, 256-byte aligned parts): s [rows] (renormalize only),
+// ds [rows, N] in the dtype (absent when ds is g), dW partials [dW chunks, K, N] and db
+// partials [dz chunks, N] in the accumulation type. ds makes it about the size of g.
 #include <cuda_runtime.h>
 
 #include <algorithm>
