@@ -48,7 +48,7 @@ class _Device:
             self.stream = cupy.cuda.get_current_stream().ptr
         if what == "condition" and self.dtype != "bool":
             raise TypeError(f"safeops.native: condition must be bool, got {self.dtype}")
-        if what != "condition" and self.dtype not in _DTYPES:
+        if what not in ("condition", "scratch") and self.dtype not in _DTYPES:
             raise TypeError(f"safeops.native: {what} has unsupported dtype {self.dtype}")
 
     def empty(self, shape, dtype=None):
@@ -128,3 +128,112 @@ def fill_missing_grad(x, value_shape, grad, missing="nan"):
         a.ptr, a.shape, value_shape, g.ptr, ox.ptr, ov.ptr, ws, missing, a.dtype, a.stream
     )
     return gx, gv
+
+
+_ACTIVATIONS = ("linear", "relu", "gelu", "sigmoid", "tanh", "silu")
+# Activations whose backward needs the pre-activation z (the others use the output y).
+_SAVES_Z = ("gelu", "silu")
+
+
+def _activation_name(activation):
+    name = "linear" if activation is None else activation
+    if name not in _ACTIVATIONS:
+        raise ValueError(
+            f"safeops.native: unknown activation {activation!r}; expected one of {_ACTIVATIONS}"
+        )
+    return name
+
+
+def _dense_operands(x, kernel, what):
+    if not _is_device(x):
+        raise TypeError(
+            f"safeops.native.{what} runs the CUDA kernels on torch or CuPy device arrays; "
+            "on CPU use the TensorFlow op safeops.masked_dense"
+        )
+    _need_cuda()
+    a, w = _Device(x, "x"), _Device(kernel, "kernel")
+    _same_dtype(a, w, "x", "kernel")
+    if len(a.shape) < 2:
+        raise ValueError(f"safeops.native: x must have rank >= 2, got shape {a.shape}")
+    if len(w.shape) != 2 or w.shape[0] != a.shape[-1]:
+        raise ValueError(
+            f"safeops.native: kernel must have shape [K, N] with K = x.shape[-1] = "
+            f"{a.shape[-1]}, got {w.shape}"
+        )
+    rows = 1
+    for d in a.shape[:-1]:
+        rows *= d
+    return a, w, rows, w.shape[0], w.shape[1]
+
+
+def masked_dense(
+    x, kernel, bias=None, activation="linear", renormalize=False, missing="nan", allow_tf32=True
+):
+    """(y, z) of the fused masked dense layer on device arrays (DESIGN.md):
+    m = missing(x), xf = m ? 0 : x, s = renormalize ? K / n_obs (0 if none observed) : 1,
+    z = s * (xf @ kernel) + bias, y = act(z). x is [..., K], kernel [K, N], bias [N] or None.
+    z is returned for gelu and silu (the tensor masked_dense_grad needs), None otherwise."""
+    act = _activation_name(activation)
+    a, w, rows, K, N = _dense_operands(x, kernel, "masked_dense")
+    b_ptr = 0
+    if bias is not None:
+        b = _Device(bias, "bias")
+        _same_dtype(a, b, "x", "bias")
+        if b.shape != (N,):
+            raise ValueError(f"safeops.native: bias must have shape ({N},), got {b.shape}")
+        b_ptr = b.ptr
+    shape = a.shape[:-1] + (N,)
+    y, oy = a.empty(shape)
+    z, z_ptr = None, 0
+    if act in _SAVES_Z:
+        z, oz = a.empty(shape)
+        z_ptr = oz.ptr
+    flags = (a.dtype, act, bool(renormalize), missing, bool(allow_tf32))
+    _keep, ws = a.scratch(_native.cuda_masked_dense_workspace(rows, K, N, *flags))
+    _native.cuda_masked_dense(a.ptr, w.ptr, b_ptr, oy.ptr, z_ptr, ws, rows, K, N, *flags, a.stream)
+    return y, z
+
+
+def masked_dense_grad(
+    x,
+    kernel,
+    saved,
+    grad,
+    activation="linear",
+    renormalize=False,
+    missing="nan",
+    has_bias=True,
+    allow_tf32=True,
+):
+    """(dx, dkernel, dbias) of masked_dense given grad = dL/dy. `saved` is what the backward
+    reads for act': y for relu/sigmoid/tanh, z for gelu/silu, ignored (may be None) for linear.
+    dz = grad * act', db = sum over rows of dz, dkernel = xf^T @ (s * dz),
+    dx = m ? 0 : s * (dz @ kernel^T); dbias is None when has_bias is False."""
+    act = _activation_name(activation)
+    a, w, rows, K, N = _dense_operands(x, kernel, "masked_dense_grad")
+    shape = a.shape[:-1] + (N,)
+    g = _Device(grad, "grad")
+    _same_dtype(a, g, "x", "grad")
+    if g.shape != shape:
+        raise ValueError(f"safeops.native: grad must have shape {shape}, got {g.shape}")
+    s_ptr = 0
+    if act != "linear":
+        if saved is None:
+            raise ValueError(f"safeops.native: activation {act!r} needs `saved`")
+        s = _Device(saved, "saved")
+        _same_dtype(a, s, "x", "saved")
+        if s.shape != shape:
+            raise ValueError(f"safeops.native: saved must have shape {shape}, got {s.shape}")
+        s_ptr = s.ptr
+    dx, odx = a.empty(a.shape)
+    dw, odw = a.empty((K, N))
+    db, db_ptr = None, 0
+    if has_bias:
+        db, odb = a.empty((N,))
+        db_ptr = odb.ptr
+    flags = (a.dtype, act, bool(renormalize), missing, bool(allow_tf32))
+    _keep, ws = a.scratch(_native.cuda_masked_dense_grad_workspace(rows, K, N, *flags))
+    _native.cuda_masked_dense_grad(
+        a.ptr, w.ptr, s_ptr, g.ptr, odx.ptr, odw.ptr, db_ptr, ws, rows, K, N, *flags, a.stream
+    )
+    return dx, dw, db

@@ -24,4 +24,5 @@ PYBIND11_MODULE(_native, m) {
   m.attr("cuda_required_driver") = "";
 #endif
   bind_select(m);
+  bind_masked_dense(m);
 }

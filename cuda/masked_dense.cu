@@ -1,0 +1,630 @@
+// CUDA kernels of masked_dense (cuda/masked_dense.h; semantics in DESIGN.md).
+//
+// Forward: one kernel. The block GEMM of masked_dense_gemm.cuh multiplies x by W with the
+// missing entries of x replaced by 0 as they move from registers to shared memory, counting them
+// per row on the way; its epilogue applies s, the bias and the activation and writes y (and z
+// for gelu/silu) with 16-byte stores. No workspace.
+//
+// Backward: dz is computed once, by an elementwise pre-pass, rather than inside the two GEMMs'
+// operand loads. dz is an operand of both GEMMs (dx = dz @ W^T and dW = xf^T @ dz): fused loads
+// would read g and the saved tensor twice and evaluate act' (erf/exp for gelu and silu) once per
+// column tile of each GEMM; the pre-pass reads them once, evaluates act' once, and leaves one
+// [rows, N] operand ds = s * dz, which makes both GEMMs plain:
+//   dx = m ? 0 : ds @ W^T      (s * (dz @ W^T) == (s * dz) @ W^T)
+//   dW = xf^T @ ds
+// The pre-pass also sums dz (unscaled, in the accumulation type) over row chunks: db's partial
+// sums. For linear without renormalisation ds is g itself and the pre-pass only sums.
+//   1. row_scale_kernel (renormalize only): s per row -> workspace
+//   2. dz_kernel: ds -> workspace, db partials -> workspace
+//   3. dx_kernel: GEMM ds @ W^T, epilogue m ? 0 : acc (x re-read for m)
+//   4. dw_kernel: GEMM xf^T @ ds per (row chunk, output tile) -> partials in workspace
+//   5. reduce_kernel: dW and db from their partials, chunks summed in a fixed order
+// The row chunks depend on the shape only, so results are bit-identical run to run and GPU to
+// GPU of the same architecture; no float atomics anywhere.
+// Backward workspace (backward_layout, 256-byte aligned parts): s [rows] (renormalize only),
+// ds [rows, N] in the dtype (absent when ds is g), dW partials [dW chunks, K, N] and db
+// partials [dz chunks, N] in the accumulation type. ds makes it about the size of g.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <type_traits>
+
+#include "masked_dense.h"
+#include "masked_dense_gemm.cuh"
+
+namespace safeops {
+namespace cuda {
+namespace {
+
+using md::BlockGemm;
+using md::kGemmThreads;
+using md::Vec;
+
+template <int V>
+using IntC = std::integral_constant<int, V>;
+
+cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
+
+std::size_t round_up(std::size_t n) { return (n + 255) / 256 * 256; }
+
+int64 ceil_div(int64 a, int64 b) { return (a + b - 1) / b; }
+
+// ---------------------------------------------------------------------------------------
+// Tile shapes, chosen from the problem shape alone.
+
+struct TileShape {
+  int bm, bn;
+};
+
+// Row-major outputs C[rows, cols] (forward: y, cols = N; backward: dx, cols = K): 64-wide
+// tiles for narrow outputs, where 128 would be mostly padding. float64 runs 64 x 64 SIMT tiles.
+TileShape out_tiles(DType dt, int64 cols) {
+  if (dt == DType::kFloat64) return {64, 64};
+  return {128, cols <= 64 ? 64 : 128};
+}
+
+// dW[K, N]: 64-row tiles for few features.
+TileShape weight_tiles(DType dt, int64 K) {
+  if (dt == DType::kFloat64) return {64, 64};
+  return {K <= 64 ? 64 : 128, 128};
+}
+
+// Calls fn(IntC<BM>, IntC<BN>) for the tile shape t, which is 64 x 64 (float64), 128 x 128 or
+// the kernel's one alternative kAltM x kAltN (only these are compiled).
+template <class T, int kAltM, int kAltN, class Fn>
+int with_tiles(TileShape t, Fn&& fn) {
+  if constexpr (std::is_same<T, double>::value) {
+    return fn(IntC<64>{}, IntC<64>{});
+  } else {
+    if (t.bm == kAltM && t.bn == kAltN) return fn(IntC<kAltM>{}, IntC<kAltN>{});
+    return fn(IntC<128>{}, IntC<128>{});
+  }
+}
+
+// Tensor cores for the half types always, for float32 when TF32 is allowed, never for float64.
+template <class T, class Fn>
+int with_tc(bool allow_tf32, Fn&& fn) {
+  if constexpr (std::is_same<T, float>::value) {
+    return allow_tf32 ? fn(std::true_type{}) : fn(std::false_type{});
+  } else {
+    return fn(std::bool_constant<!std::is_same<T, double>::value>{});
+  }
+}
+
+// 16-byte vectors are used for a row-major [*, ld] matrix when its base is 16-byte aligned and
+// every row starts aligned.
+template <class T>
+bool vec_ok(const T* p, int64 ld) {
+  return aligned(p, 16) && ld % Vec<T>::N == 0;
+}
+
+int launch_grid(int64 blocks, int* grid) {
+  if (blocks > 0x7fffffff) return static_cast<int>(cudaErrorInvalidConfiguration);
+  *grid = static_cast<int>(blocks);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// Forward
+
+template <class T>
+struct FwdParams {
+  const T* x;
+  const T* w;
+  const T* bias;  // may be null
+  T* y;
+  T* z;  // written when the activation saves z
+  int64 rows, K, N, tiles_n;
+  bool renormalize, nonfinite, vec_x, vec_w, vec_out;
+};
+
+template <class T, int BM, int BN, bool kTC, Activation kAct>
+__global__ void __launch_bounds__(kGemmThreads,
+                                  (BlockGemm<T, BM, BN, true, false, kTC>::kMinBlocks))
+    forward_kernel(const FwdParams<T> p) {
+  // A = x [rows, K] (k-contiguous), B = W [K, N] (n-contiguous).
+  using G = BlockGemm<T, BM, BN, true, false, kTC>;
+  using Acc = typename G::Acc;
+  constexpr int kOV = Vec<T>::N;
+  constexpr bool kSaveZ = saved_for(kAct) == Saved::kPreActivation;
+  __shared__ __align__(128) unsigned char smem[G::kSmemBytes];
+  __shared__ int row_missing[BM];
+
+  const int64 m0 = blockIdx.x / p.tiles_n * BM, n0 = blockIdx.x % p.tiles_n * BN;
+  typename G::Mma mma;
+  int missing[G::LoaderA::kPer];
+  const typename G::Operand a{p.x, p.K, m0, p.rows, p.vec_x};
+  const typename G::Operand b{p.w, p.N, n0, p.N, p.vec_w};
+  G::template mainloop<md::MaskA::kCount>(mma, smem, a, b, 0, p.K, p.nonfinite, missing);
+  // Read after the epilogue's first barrier.
+  if (p.renormalize) G::publish_row_missing(missing, row_missing);
+
+  G::epilogue(mma, smem, [&](int r, int c, const Acc(&v)[kOV]) {
+    const int64 row = m0 + r, col = n0 + c;
+    if (row >= p.rows || col >= p.N) return;
+    const int cnt = static_cast<int>(min(static_cast<int64>(kOV), p.N - col));
+    const Acc s = p.renormalize ? md::renorm_scale<Acc>(p.K, p.K - row_missing[r]) : Acc(1);
+    T yv[kOV], zv[kOV];
+#pragma unroll
+    for (int e = 0; e < kOV; ++e) {
+      Acc zz = s * v[e];
+      if (p.bias != nullptr && e < cnt) zz += Traits<T>::to_acc(p.bias[col + e]);
+      zv[e] = Traits<T>::from_acc(zz);
+      yv[e] = Traits<T>::from_acc(activate<kAct>(zz));
+    }
+    const int64 off = row * p.N + col;
+    md::store_elems(p.y + off, yv, cnt, p.vec_out);
+    if constexpr (kSaveZ) md::store_elems(p.z + off, zv, cnt, p.vec_out);
+  });
+}
+
+template <class T>
+int forward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* bias, T* y, T* z,
+                 cudaStream_t stream) {
+  FwdParams<T> p{x,
+                 w,
+                 bias,
+                 y,
+                 z,
+                 args.rows,
+                 args.K,
+                 args.N,
+                 0,
+                 args.renormalize,
+                 args.missing == Missing::kNonFinite,
+                 vec_ok(x, args.K),
+                 vec_ok(w, args.N),
+                 vec_ok(y, args.N) && (z == nullptr || vec_ok(z, args.N))};
+  return dispatch_activation(args.activation, [&](auto act) {
+    return with_tc<T>(args.allow_tf32, [&](auto tc) {
+      return with_tiles<T, 128, 64>(out_tiles(args.dtype, args.N), [&](auto bm, auto bn) {
+        constexpr int BM = decltype(bm)::value, BN = decltype(bn)::value;
+        p.tiles_n = ceil_div(args.N, BN);
+        int grid = 0;
+        if (int e = launch_grid(ceil_div(args.rows, BM) * p.tiles_n, &grid)) return e;
+        forward_kernel<T, BM, BN, decltype(tc)::value, decltype(act)::value>
+            <<<grid, kGemmThreads, 0, stream>>>(p);
+        return launch_status();
+      });
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Backward: workspace layout (one function sizes and carves it)
+
+// dW's row chunks: enough (row chunk, output tile) blocks to fill a GPU, never fewer than
+// kMinChunkRows rows a chunk. dz's row chunks (db partials): likewise for the pre-pass blocks.
+constexpr int64 kDwTargetBlocks = 256;
+constexpr int64 kMinChunkRows = 512;
+constexpr int64 kDzTargetBlocks = 1024;
+constexpr int64 kMinDzChunkRows = 64;
+
+struct Split {
+  int64 chunks, rows_per_chunk;
+};
+
+Split make_split(int64 rows, int64 parallel, int64 target, int64 min_rows) {
+  if (rows <= 0) return {0, 0};
+  const int64 want = std::max<int64>(1, ceil_div(target, std::max<int64>(parallel, 1)));
+  const int64 chunks = std::min(want, std::max<int64>(1, ceil_div(rows, min_rows)));
+  const int64 per = ceil_div(ceil_div(rows, chunks), 32) * 32;
+  return {ceil_div(rows, per), per};
+}
+
+// dz pre-pass threads: tcol threads across 16-byte column groups (a power of two, at most one
+// row of groups), 256 / tcol rows of threads.
+struct DzShape {
+  int tcol, strips;
+};
+
+DzShape dz_shape(DType dt, int64 N) {
+  const int64 groups = ceil_div(N, 16 / dtype_size(dt));
+  int tcol = 1;
+  while (tcol < 256 && tcol < groups) tcol *= 2;
+  return {tcol, static_cast<int>(ceil_div(groups, tcol))};
+}
+
+struct BackwardLayout {
+  bool ds_is_g;      // linear without renormalisation: ds = g, nothing to write
+  Split dw, dz;      // row chunks of dW's partials and of db's partials
+  DzShape dzs;       // pre-pass block shape
+  int64 dw_tiles_n;  // dW output tiles along N (and dw_tiles in total)
+  int64 dw_tiles;
+  std::size_t scale, ds, dw_partial, db_partial, total;  // byte offsets, total size
+};
+
+BackwardLayout backward_layout(const MaskedDenseArgs& a) {
+  BackwardLayout l{};
+  const std::size_t acc = a.dtype == DType::kFloat64 ? 8 : 4;
+  const std::size_t t = static_cast<std::size_t>(dtype_size(a.dtype));
+  l.ds_is_g = a.activation == Activation::kLinear && !a.renormalize;
+  if (a.rows <= 0 || a.N <= 0) return l;
+  const TileShape wt = weight_tiles(a.dtype, a.K);
+  l.dw_tiles_n = ceil_div(a.N, wt.bn);
+  l.dw_tiles = ceil_div(a.K, wt.bm) * l.dw_tiles_n;
+  l.dw = a.K > 0 ? make_split(a.rows, l.dw_tiles, kDwTargetBlocks, kMinChunkRows) : Split{0, 0};
+  l.dzs = dz_shape(a.dtype, a.N);
+  l.dz = make_split(a.rows, l.dzs.strips, kDzTargetBlocks, kMinDzChunkRows);
+  std::size_t off = 0;
+  l.scale = off;
+  off += a.renormalize ? round_up(static_cast<std::size_t>(a.rows) * acc) : 0;
+  l.ds = off;
+  off += l.ds_is_g ? 0 : round_up(static_cast<std::size_t>(a.rows * a.N) * t);
+  l.dw_partial = off;
+  off += round_up(static_cast<std::size_t>(l.dw.chunks * a.K * a.N) * acc);
+  l.db_partial = off;
+  off += round_up(static_cast<std::size_t>(l.dz.chunks * a.N) * acc);
+  l.total = off;
+  return l;
+}
+
+// ---------------------------------------------------------------------------------------
+// Backward kernels
+
+// s per row, one warp per row.
+template <class T>
+__global__ void __launch_bounds__(kThreads)
+    row_scale_kernel(const T* x, int64 rows, int64 K, bool nonfinite, bool vec,
+                     typename Traits<T>::Acc* scale) {
+  using Acc = typename Traits<T>::Acc;
+  using V = Vec<T>;
+  const int lane = threadIdx.x % 32;
+  const int64 warps = static_cast<int64>(gridDim.x) * (blockDim.x / 32);
+  for (int64 r = (static_cast<int64>(blockIdx.x) * blockDim.x + threadIdx.x) / 32; r < rows;
+       r += warps) {
+    int n = 0;
+    for (int64 k = lane * V::N; k < K; k += 32 * V::N) {
+      const int cnt = static_cast<int>(min(static_cast<int64>(V::N), K - k));
+      const uint4 v = V::load(x + r * K + k, cnt, vec);
+#pragma unroll
+      for (int e = 0; e < V::N; ++e) n += (e < cnt && md::missing_bits<T>(V::get(v, e), nonfinite));
+    }
+    for (int off = 16; off > 0; off >>= 1) n += __shfl_xor_sync(0xffffffffu, n, off);
+    if (lane == 0) scale[r] = md::renorm_scale<Acc>(K, K - n);
+  }
+}
+
+template <class T>
+struct DzParams {
+  using Acc = typename Traits<T>::Acc;
+  const T* g;
+  const T* saved;    // null for linear
+  const Acc* scale;  // null without renormalisation
+  T* ds;             // written when kWriteDs
+  Acc* db_partial;   // [dz chunks, N]
+  int64 rows, N, rows_per_chunk;
+  int tcol, strips;
+  bool vec;
+};
+
+// ds = s * act'(saved) * g over one (row chunk, column strip), and the chunk's column sums of
+// dz. Threads (ty, tx): tx walks 16-byte column groups, ty rows; 4 rows are loaded before any
+// is used, to keep enough loads in flight.
+template <class T, Activation kAct, bool kWriteDs>
+__global__ void __launch_bounds__(kThreads) dz_kernel(const DzParams<T> p) {
+  using Acc = typename Traits<T>::Acc;
+  using V = Vec<T>;
+  // Rows loaded ahead: fewer for gelu's longer math, and one for float64, whose division slow
+  // path is a called subroutine that would otherwise need registers spilled around the call.
+  constexpr int kV = V::N, kUnroll = sizeof(T) == 8 ? 1 : kAct == Activation::kGelu ? 2 : 4;
+  constexpr bool kSaved = saved_for(kAct) != Saved::kNone;
+  __shared__ Acc red[kThreads * kV];
+
+  const int64 chunk = blockIdx.x / p.strips, strip = blockIdx.x % p.strips;
+  const int tx = threadIdx.x % p.tcol, ty = threadIdx.x / p.tcol, trows = kThreads / p.tcol;
+  const int64 col = (strip * p.tcol + tx) * kV;
+  const int cnt =
+      static_cast<int>(max(static_cast<int64>(0), min(static_cast<int64>(kV), p.N - col)));
+  const int64 r_begin = chunk * p.rows_per_chunk;
+  const int64 r_end = min(p.rows, r_begin + p.rows_per_chunk);
+
+  Acc sum[kV];
+#pragma unroll
+  for (int e = 0; e < kV; ++e) sum[e] = Acc(0);
+  for (int64 r = r_begin + ty; r < r_end; r += kUnroll * trows) {
+    uint4 gv[kUnroll], sv[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64 ru = r + u * trows;
+      const bool ok = ru < r_end && cnt > 0;
+      gv[u] = ok ? V::load(p.g + ru * p.N + col, cnt, p.vec) : make_uint4(0u, 0u, 0u, 0u);
+      if constexpr (kSaved) {
+        sv[u] = ok ? V::load(p.saved + ru * p.N + col, cnt, p.vec) : make_uint4(0u, 0u, 0u, 0u);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64 ru = r + u * trows;
+      if (ru >= r_end || cnt == 0) break;
+      const Acc s = p.scale != nullptr ? p.scale[ru] : Acc(1);
+      T out[kV];
+#pragma unroll
+      for (int e = 0; e < kV; ++e) {
+        const Acc gz = Traits<T>::to_acc(bit_cast<T>(V::get(gv[u], e)));
+        const Acc sz = kSaved ? Traits<T>::to_acc(bit_cast<T>(V::get(sv[u], e))) : Acc(0);
+        const Acc dz = activation_grad<kAct>(sz, gz);
+        if (e < cnt) sum[e] += dz;
+        out[e] = Traits<T>::from_acc(s * dz);
+      }
+      if constexpr (kWriteDs) md::store_elems(p.ds + ru * p.N + col, out, cnt, p.vec);
+    }
+  }
+  const int width = p.tcol * kV;
+#pragma unroll
+  for (int e = 0; e < kV; ++e) red[ty * width + tx * kV + e] = sum[e];
+  __syncthreads();
+  if (ty == 0) {
+    for (int e = 0; e < cnt; ++e) {
+      Acc t = Acc(0);
+      for (int q = 0; q < trows; ++q) t += red[q * width + tx * kV + e];
+      p.db_partial[chunk * p.N + col + e] = t;
+    }
+  }
+}
+
+template <class T>
+struct DxParams {
+  const T* ds;
+  const T* w;
+  const T* x;
+  T* dx;
+  int64 rows, K, N, tiles_n;
+  bool nonfinite, vec_ds, vec_w, vec_x;
+};
+
+// dx = m ? 0 : ds @ W^T.
+template <class T, int BM, int BN, bool kTC>
+__global__ void __launch_bounds__(kGemmThreads, (BlockGemm<T, BM, BN, true, true, kTC>::kMinBlocks))
+    dx_kernel(const DxParams<T> p) {
+  // A = ds [rows, N] (k-contiguous), B = W^T, read as W [K, N] rows (k-contiguous).
+  using G = BlockGemm<T, BM, BN, true, true, kTC>;
+  using Acc = typename G::Acc;
+  using V = Vec<T>;
+  constexpr int kOV = V::N;
+  __shared__ __align__(128) unsigned char smem[G::kSmemBytes];
+
+  const int64 m0 = blockIdx.x / p.tiles_n * BM, n0 = blockIdx.x % p.tiles_n * BN;
+  typename G::Mma mma;
+  int unused[G::LoaderA::kPer];
+  const typename G::Operand a{p.ds, p.N, m0, p.rows, p.vec_ds};
+  const typename G::Operand b{p.w, p.N, n0, p.K, p.vec_w};
+  G::template mainloop<md::MaskA::kNone>(mma, smem, a, b, 0, p.N, p.nonfinite, unused);
+
+  G::epilogue(mma, smem, [&](int r, int c, const Acc(&v)[kOV]) {
+    const int64 row = m0 + r, col = n0 + c;
+    if (row >= p.rows || col >= p.K) return;
+    const int cnt = static_cast<int>(min(static_cast<int64>(kOV), p.K - col));
+    const int64 off = row * p.K + col;
+    const uint4 xv = V::load(p.x + off, cnt, p.vec_x);
+    T out[kOV];
+#pragma unroll
+    for (int e = 0; e < kOV; ++e) {
+      out[e] = md::missing_bits<T>(V::get(xv, e), p.nonfinite) ? bit_cast<T>(Bits<T>(0))
+                                                               : Traits<T>::from_acc(v[e]);
+    }
+    md::store_elems(p.dx + off, out, cnt, p.vec_x);
+  });
+}
+
+template <class T>
+struct DwParams {
+  using Acc = typename Traits<T>::Acc;
+  const T* x;
+  const T* ds;
+  Acc* partial;  // [dW chunks, K, N]
+  int64 rows, K, N, tiles_n, tiles, rows_per_chunk;
+  bool nonfinite, vec_x, vec_ds, vec_partial;
+};
+
+// Partial dW of one row chunk and output tile: xf[chunk]^T @ ds[chunk].
+template <class T, int BM, int BN, bool kTC>
+__global__ void __launch_bounds__(kGemmThreads,
+                                  (BlockGemm<T, BM, BN, false, false, kTC>::kMinBlocks))
+    dw_kernel(const DwParams<T> p) {
+  // A = x^T, read as x [rows, K] (m-contiguous); B = ds [rows, N] (n-contiguous).
+  using G = BlockGemm<T, BM, BN, false, false, kTC>;
+  using Acc = typename G::Acc;
+  constexpr int kOV = Vec<T>::N;
+  __shared__ __align__(128) unsigned char smem[G::kSmemBytes];
+
+  const int64 chunk = blockIdx.x / p.tiles, tile = blockIdx.x % p.tiles;
+  const int64 m0 = tile / p.tiles_n * BM, n0 = tile % p.tiles_n * BN;
+  const int64 k0 = chunk * p.rows_per_chunk, k_end = min(p.rows, k0 + p.rows_per_chunk);
+  typename G::Mma mma;
+  int unused[G::LoaderA::kPer];
+  const typename G::Operand a{p.x, p.K, m0, p.K, p.vec_x};
+  const typename G::Operand b{p.ds, p.N, n0, p.N, p.vec_ds};
+  G::template mainloop<md::MaskA::kSelect>(mma, smem, a, b, k0, k_end, p.nonfinite, unused);
+
+  Acc* out = p.partial + chunk * p.K * p.N;
+  G::epilogue(mma, smem, [&](int r, int c, const Acc(&v)[kOV]) {
+    const int64 k = m0 + r, n = n0 + c;
+    if (k >= p.K || n >= p.N) return;
+    const int cnt = static_cast<int>(min(static_cast<int64>(kOV), p.N - n));
+    Acc vals[kOV];
+#pragma unroll
+    for (int e = 0; e < kOV; ++e) vals[e] = v[e];
+    md::store_elems(out + k * p.N + n, vals, cnt, p.vec_partial);
+  });
+}
+
+// dW[k, n] = sum over dW chunks, db[n] = sum over dz chunks, each in chunk order.
+template <class T>
+__global__ void __launch_bounds__(kThreads)
+    reduce_kernel(const typename Traits<T>::Acc* dw_partial, int64 dw_chunks,
+                  const typename Traits<T>::Acc* db_partial, int64 db_chunks, int64 KN, int64 N,
+                  T* dw, T* db) {
+  using Acc = typename Traits<T>::Acc;
+  const int64 total = KN + (db != nullptr ? N : 0);
+  for (int64 e = static_cast<int64>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
+       e += static_cast<int64>(gridDim.x) * blockDim.x) {
+    Acc s = Acc(0);
+    if (e < KN) {
+      for (int64 c = 0; c < dw_chunks; ++c) s += dw_partial[c * KN + e];
+      dw[e] = Traits<T>::from_acc(s);
+    } else {
+      for (int64 c = 0; c < db_chunks; ++c) s += db_partial[c * N + (e - KN)];
+      db[e - KN] = Traits<T>::from_acc(s);
+    }
+  }
+}
+
+template <class T>
+int backward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* saved, const T* g,
+                  T* dx, T* dw, T* db, void* workspace, cudaStream_t stream) {
+  using Acc = typename Traits<T>::Acc;
+  const BackwardLayout l = backward_layout(args);
+  const int64 rows = args.rows, K = args.K, N = args.N;
+  const bool nonfinite = args.missing == Missing::kNonFinite;
+  char* ws = static_cast<char*>(workspace);
+
+  // 1. s per row
+  Acc* scale = nullptr;
+  if (args.renormalize) {
+    scale = reinterpret_cast<Acc*>(ws + l.scale);
+    row_scale_kernel<<<grid_for(rows * 32), kThreads, 0, stream>>>(x, rows, K, nonfinite,
+                                                                   vec_ok(x, K), scale);
+    if (int e = launch_status()) return e;
+  }
+
+  // 2. ds = s * dz and db's partial sums
+  T* ds_buf = l.ds_is_g ? nullptr : reinterpret_cast<T*>(ws + l.ds);
+  const T* ds = l.ds_is_g ? g : ds_buf;
+  Acc* db_partial = reinterpret_cast<Acc*>(ws + l.db_partial);
+  {
+    const bool vec = vec_ok(g, N) && (saved == nullptr || vec_ok(saved, N)) &&
+                     (ds_buf == nullptr || vec_ok(ds_buf, N));
+    const DzParams<T> p{g,          saved,        scale, ds_buf,
+                        db_partial, rows,         N,     l.dz.rows_per_chunk,
+                        l.dzs.tcol, l.dzs.strips, vec};
+    int grid = 0;
+    if (int e = launch_grid(l.dz.chunks * l.dzs.strips, &grid)) return e;
+    if (l.ds_is_g) {
+      dz_kernel<T, Activation::kLinear, false><<<grid, kThreads, 0, stream>>>(p);
+    } else {
+      dispatch_activation(args.activation, [&](auto act) {
+        dz_kernel<T, decltype(act)::value, true><<<grid, kThreads, 0, stream>>>(p);
+        return 0;
+      });
+    }
+    if (int e = launch_status()) return e;
+  }
+
+  if (K > 0) {
+    // 3. dx
+    int e = with_tc<T>(args.allow_tf32, [&](auto tc) {
+      return with_tiles<T, 128, 64>(out_tiles(args.dtype, K), [&](auto bm, auto bn) {
+        constexpr int BM = decltype(bm)::value, BN = decltype(bn)::value;
+        const DxParams<T> p{ds,
+                            w,
+                            x,
+                            dx,
+                            rows,
+                            K,
+                            N,
+                            ceil_div(K, BN),
+                            nonfinite,
+                            vec_ok(ds, N),
+                            vec_ok(w, N),
+                            vec_ok(x, K) && vec_ok(dx, K)};
+        int grid = 0;
+        if (int err = launch_grid(ceil_div(rows, BM) * p.tiles_n, &grid)) return err;
+        dx_kernel<T, BM, BN, decltype(tc)::value><<<grid, kGemmThreads, 0, stream>>>(p);
+        return launch_status();
+      });
+    });
+    if (e) return e;
+
+    // 4. dW partials
+    Acc* dw_partial = reinterpret_cast<Acc*>(ws + l.dw_partial);
+    e = with_tc<T>(args.allow_tf32, [&](auto tc) {
+      return with_tiles<T, 64, 128>(weight_tiles(args.dtype, K), [&](auto bm, auto bn) {
+        constexpr int BM = decltype(bm)::value, BN = decltype(bn)::value;
+        const DwParams<T> p{x,
+                            ds,
+                            dw_partial,
+                            rows,
+                            K,
+                            N,
+                            l.dw_tiles_n,
+                            l.dw_tiles,
+                            l.dw.rows_per_chunk,
+                            nonfinite,
+                            vec_ok(x, K),
+                            vec_ok(ds, N),
+                            aligned(dw_partial, 16) && (N * sizeof(Acc)) % 16 == 0};
+        static_assert(BM > 0 && BN > 0, "tile");
+        int grid = 0;
+        if (int err = launch_grid(l.dw.chunks * l.dw_tiles, &grid)) return err;
+        dw_kernel<T, BM, BN, decltype(tc)::value><<<grid, kGemmThreads, 0, stream>>>(p);
+        return launch_status();
+      });
+    });
+    if (e) return e;
+  }
+
+  // 5. dW and db
+  const int64 outputs = K * N + (db != nullptr ? N : 0);
+  reduce_kernel<T><<<grid_for(outputs), kThreads, 0, stream>>>(
+      reinterpret_cast<const Acc*>(ws + l.dw_partial), l.dw.chunks, db_partial, l.dz.chunks, K * N,
+      N, dw, db);
+  return launch_status();
+}
+
+bool valid(const MaskedDenseArgs& a) { return a.rows >= 0 && a.K >= 0 && a.N >= 0; }
+
+}  // namespace
+
+std::size_t masked_dense_forward_workspace(const MaskedDenseArgs&) { return 0; }
+
+int masked_dense_forward(const MaskedDenseArgs& args, const void* x, const void* w,
+                         const void* bias, void* y, void* z, void* workspace, void* stream) {
+  (void)workspace;
+  if (!valid(args)) return static_cast<int>(cudaErrorInvalidValue);
+  if (args.rows == 0 || args.N == 0) return 0;
+  if (saved_for(args.activation) == Saved::kPreActivation && z == nullptr) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
+  return dispatch_float(args.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return forward_impl<T>(args, static_cast<const T*>(x), static_cast<const T*>(w),
+                           static_cast<const T*>(bias), static_cast<T*>(y), static_cast<T*>(z),
+                           as_stream(stream));
+  });
+}
+
+std::size_t masked_dense_backward_workspace(const MaskedDenseArgs& args) {
+  return valid(args) ? backward_layout(args).total : 0;
+}
+
+int masked_dense_backward(const MaskedDenseArgs& args, const void* x, const void* w,
+                          const void* saved, const void* g, void* dx, void* dw, void* db,
+                          void* workspace, void* stream) {
+  if (!valid(args)) return static_cast<int>(cudaErrorInvalidValue);
+  const cudaStream_t s = as_stream(stream);
+  const std::size_t t = static_cast<std::size_t>(dtype_size(args.dtype));
+  if (args.rows == 0 || args.N == 0) {  // nothing flows back: zero gradients
+    if (args.K * args.N > 0)
+      cudaMemsetAsync(dw, 0, static_cast<std::size_t>(args.K * args.N) * t, s);
+    if (db != nullptr && args.N > 0)
+      cudaMemsetAsync(db, 0, static_cast<std::size_t>(args.N) * t, s);
+    if (args.rows * args.K > 0) {
+      cudaMemsetAsync(dx, 0, static_cast<std::size_t>(args.rows * args.K) * t, s);
+    }
+    return launch_status();
+  }
+  if (saved_for(args.activation) != Saved::kNone && saved == nullptr) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
+  return dispatch_float(args.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return backward_impl<T>(args, static_cast<const T*>(x), static_cast<const T*>(w),
+                            static_cast<const T*>(saved), static_cast<const T*>(g),
+                            static_cast<T*>(dx), static_cast<T*>(dw), static_cast<T*>(db),
+                            workspace, s);
+  });
+}
+
+}  // namespace cuda
+}  // namespace safeops
