@@ -16,16 +16,23 @@ SelectPlan plan_or_throw(const Shape& c, const Shape& a, const Shape& b, Shape* 
   SelectPlan plan;
   Shape out_shape;
   std::string err;
-  if (!make_select_plan(c, a, b, &plan, &out_shape, &err)) throw py::value_error(err);
+  if (!make_select_plan(c, a, b, &plan, &out_shape, &err)) throw py::value_error("safeops: " + err);
   if (out) *out = out_shape;
   return plan;
 }
 
 SelectPlan fill_plan_or_throw(const Shape& x, const Shape& v) {
-  Shape out;
-  SelectPlan plan = plan_or_throw(x, v, x, &out);
-  if (out != x) throw py::value_error("safeops: value does not broadcast to the shape of x");
+  SelectPlan plan;
+  std::string err;
+  if (!make_fill_plan(x, v, &plan, &err)) throw py::value_error("safeops: " + err);
   return plan;
+}
+
+void check_grad_shape(const Shape& got, const Shape& want) {
+  if (got != want) {
+    throw py::value_error("safeops: grad has shape " + shape_str(got) + ", expected " +
+                          shape_str(want));
+  }
 }
 
 // ---- CPU ------------------------------------------------------------------------------------
@@ -52,7 +59,7 @@ py::tuple where_grad_cpu(const py::object& cond_o, const Shape& a_shape, const S
   py::array g = float_array(g_o, "grad");
   Shape out_shape;
   const SelectPlan plan = plan_or_throw(shape_of(c), a_shape, b_shape, &out_shape);
-  if (shape_of(g) != out_shape) throw py::value_error("safeops: grad has the wrong shape");
+  check_grad_shape(shape_of(g), out_shape);
   py::array ga = empty_like_dtype(g, a_shape), gb = empty_like_dtype(g, b_shape);
   const DType dt = parse_dtype(dtype_of(g));
   {
@@ -82,8 +89,8 @@ py::tuple fill_missing_grad_cpu(const py::object& x_o, const Shape& v_shape, con
                                 const std::string& missing) {
   py::array x = float_array(x_o, "x"), g = float_array(g_o, "grad");
   same_dtype(x, g, "x", "grad");
-  if (shape_of(g) != shape_of(x)) throw py::value_error("safeops: grad has the wrong shape");
   const SelectPlan plan = fill_plan_or_throw(shape_of(x), v_shape);
+  check_grad_shape(shape_of(g), shape_of(x));
   const Missing m = parse_missing_or_throw(missing);
   py::array gx = empty_like_dtype(x, shape_of(x)), gv = empty_like_dtype(x, v_shape);
   const DType dt = parse_dtype(dtype_of(x));
