@@ -96,7 +96,7 @@ def where_grad(condition, x_shape, y_shape, grad):
     gy, oy = g.empty(y_shape)
     _keep, ws = g.scratch(_native.cuda_where_grad_workspace(c.shape, x_shape, y_shape, g.dtype))
     _native.cuda_where_grad(
-        c.ptr, c.shape, x_shape, y_shape, g.ptr, ox.ptr, oy.ptr, ws, g.dtype, g.stream
+        c.ptr, c.shape, x_shape, y_shape, g.ptr, g.shape, ox.ptr, oy.ptr, ws, g.dtype, g.stream
     )
     return gx, gy
 
@@ -125,6 +125,6 @@ def fill_missing_grad(x, value_shape, grad, missing="nan"):
     gv, ov = a.empty(value_shape)
     _keep, ws = a.scratch(_native.cuda_fill_missing_grad_workspace(a.shape, value_shape, a.dtype))
     _native.cuda_fill_missing_grad(
-        a.ptr, a.shape, value_shape, g.ptr, ox.ptr, ov.ptr, ws, missing, a.dtype, a.stream
+        a.ptr, a.shape, value_shape, g.ptr, g.shape, ox.ptr, ov.ptr, ws, missing, a.dtype, a.stream
     )
     return gx, gv

@@ -28,6 +28,7 @@ SelectPlan fill_plan_or_throw(const Shape& x, const Shape& v) {
   return plan;
 }
 
+// Every gradient kernel reads grad with the output's shape; a smaller grad is refused here.
 void check_grad_shape(const Shape& got, const Shape& want) {
   if (got != want) {
     throw py::value_error("safeops: grad has shape " + shape_str(got) + ", expected " +
@@ -122,9 +123,11 @@ std::size_t cuda_where_grad_workspace(const Shape& cs, const Shape& as, const Sh
 }
 
 void cuda_where_grad(std::uintptr_t c, const Shape& cs, const Shape& as, const Shape& bs,
-                     std::uintptr_t g, std::uintptr_t ga, std::uintptr_t gb,
+                     std::uintptr_t g, const Shape& gs, std::uintptr_t ga, std::uintptr_t gb,
                      std::uintptr_t workspace, const std::string& dtype, std::uintptr_t stream) {
-  const SelectPlan plan = plan_or_throw(cs, as, bs, nullptr);
+  Shape out_shape;
+  const SelectPlan plan = plan_or_throw(cs, as, bs, &out_shape);
+  check_grad_shape(gs, out_shape);
   check_cuda(cuda::select_backward(parse_dtype(dtype), plan, ptr<const std::uint8_t>(c),
                                    ptr<const void>(g), ptr<void>(ga), ptr<void>(gb),
                                    ptr<void>(workspace), stream_of(stream)),
@@ -148,10 +151,11 @@ std::size_t cuda_fill_missing_grad_workspace(const Shape& xs, const Shape& vs,
 }
 
 void cuda_fill_missing_grad(std::uintptr_t x, const Shape& xs, const Shape& vs, std::uintptr_t g,
-                            std::uintptr_t gx, std::uintptr_t gv, std::uintptr_t workspace,
-                            const std::string& missing, const std::string& dtype,
-                            std::uintptr_t stream) {
+                            const Shape& gs, std::uintptr_t gx, std::uintptr_t gv,
+                            std::uintptr_t workspace, const std::string& missing,
+                            const std::string& dtype, std::uintptr_t stream) {
   const SelectPlan plan = fill_plan_or_throw(xs, vs);
+  check_grad_shape(gs, xs);
   check_cuda(cuda::fill_missing_backward(parse_dtype(dtype), parse_missing_or_throw(missing), plan,
                                          ptr<const void>(x), ptr<const void>(g), ptr<void>(gv),
                                          ptr<void>(gx), ptr<void>(workspace), stream_of(stream)),
