@@ -15,6 +15,30 @@ constexpr int64 kChunk = 1 << 15;
 constexpr int kLanes = 8;
 // Width of the kept-index tile of the general reduction (one L1-resident strip).
 constexpr int64 kTile = 64;
+// Rows of a tile the general reduction sums before adding them into the tile's totals: each
+// addition chain is then at most kBlock + R / kBlock long instead of R.
+constexpr int64 kBlock = 16;
+
+// sum(term(q) for q in [0, n)) in kLanes interleaved accumulators, restarted every kChunk
+// terms: short addition chains (accuracy) that are independent (instruction-level
+// parallelism); the order depends on n alone.
+template <class Acc, class Term>
+Acc lane_sum(int64 n, Term&& term) {
+  Acc total = 0;
+  for (int64 q0 = 0; q0 < n; q0 += kChunk) {
+    const int64 q1 = std::min(n, q0 + kChunk);
+    Acc lanes[kLanes] = {};
+    int64 q = q0;
+    for (; q + kLanes <= q1; q += kLanes) {
+      for (int l = 0; l < kLanes; ++l) lanes[l] += term(q + l);
+    }
+    for (int l = 0; q < q1; ++q, ++l) lanes[l] += term(q);
+    Acc s = 0;
+    for (int l = 0; l < kLanes; ++l) s += lanes[l];
+    total += s;
+  }
+  return total;
+}
 
 // Visits output elements [begin, end) as runs along the innermost merged dimension:
 // fn(i, len, off) with off[k] the offset of element i in operand k (cond, a, b).
@@ -243,17 +267,19 @@ void reduce_general(const SelectPlan& p, const Operand& t, Cond cond, const T* g
       }
       for (int64 rr = r0; rr < r1;) {
         const int64 len = std::min(r1 - rr, Lr - (nr ? ridx[nr - 1] : 0));
-        if (j_inner) {
-          for (int64 q = 0; q < len; ++q) {
-            const int64 gq = gbase + go + q * gsr, cq = cbase + co + q * csr;
-            for (int64 j = 0; j < jn; ++j) acc[j] += sel(cq + j * csk, gq + j * gsk);
+        if (j_inner) {  // the tile is contiguous: sum rows of it, kBlock rows at a time
+          for (int64 q0 = 0; q0 < len; q0 += kBlock) {
+            Acc blk[kTile] = {};
+            for (int64 q = q0; q < std::min(len, q0 + kBlock); ++q) {
+              const int64 gq = gbase + go + q * gsr, cq = cbase + co + q * csr;
+              for (int64 j = 0; j < jn; ++j) blk[j] += sel(cq + j * csk, gq + j * gsk);
+            }
+            for (int64 j = 0; j < jn; ++j) acc[j] += blk[j];
           }
-        } else {
+        } else {  // each target element sums a run along the reduced dimension
           for (int64 j = 0; j < jn; ++j) {
             const int64 gj = gbase + go + j * gsk, cj = cbase + co + j * csk;
-            Acc s = 0;
-            for (int64 q = 0; q < len; ++q) s += sel(cj + q * csr, gj + q * gsr);
-            acc[j] += s;
+            acc[j] += lane_sum<Acc>(len, [&](int64 q) { return sel(cj + q * csr, gj + q * gsr); });
           }
         }
         rr += len;
