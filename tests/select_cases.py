@@ -87,19 +87,25 @@ FILL_CASES = {
 
 
 def special_values(rng, shape, dtype, nan=0.2, inf=0.1):
-    """Random normal values of `dtype` with a fraction of NaN and +-Inf (never all zeros)."""
+    """Random normal values of `dtype` with a fraction of NaN and +-Inf (never all zeros);
+    dtype None gives float64 (for a device array that rounds them itself)."""
     a = rng.standard_normal(shape) * 3.0 + 0.5
     u = rng.random(shape)
     a = np.where(u < nan, np.nan, a)
     a = np.where((u >= nan) & (u < nan + inf), np.where(u < nan + inf / 2, np.inf, -np.inf), a)
-    return np.asarray(a).astype(dtype.np)
+    return _as(a, dtype)
 
 
 def finite_values(rng, shape, dtype):
-    """Random normal values exactly representable in `dtype`, never zero."""
+    """Random normal values of `dtype` (float64 for None), never zero."""
     a = rng.standard_normal(shape) + 0.25
     a = np.where(a == 0, 1.0, a)
-    return np.asarray(a).astype(dtype.np)
+    return _as(a, dtype)
+
+
+def _as(a, dtype):
+    a = np.asarray(a, np.float64)
+    return a if dtype is None else a.astype(dtype.np)
 
 
 def random_bool(rng, shape, p=0.5):
@@ -112,12 +118,17 @@ def where_ref(cond, x, y):
 
 
 def reduce_to(a, shape):
-    """Sums a (of the broadcast shape) over the dimensions along which `shape` broadcasts."""
+    """Sums a (of the broadcast shape) over the dimensions along which `shape` broadcasts.
+    The sum runs in long double (x86: 64-bit significand; aarch64: quad), so that it is far
+    more accurate than the float64 kernels it checks; the result is rounded to float64."""
     a = np.asarray(a, np.float64)
     lead = a.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + d for d, n in enumerate(shape) if n == 1)
+    if a.size == math.prod(shape):  # nothing to sum (and -0.0 stays -0.0, as in a select)
+        return a.reshape(shape)
     with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf terms give NaN/Inf sums
-        return a.sum(axis=axes, keepdims=True).reshape(shape)
+        total = a.astype(np.longdouble).sum(axis=axes, keepdims=True)
+    return total.astype(np.float64).reshape(shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,14 +207,26 @@ def assert_sum_close(got, ref, dtype, what="", in_dtype=False):
     else:
         acc = (4 + math.log2(ref.terms)) * dtype.acc_eps
     tol = dtype.rtol * np.abs(want) + acc * np.asarray(ref.scale) + _tiny(dtype)
-    err = np.abs(got - want)
+    with np.errstate(invalid="ignore"):
+        err = np.abs(got - want)
     ok = err <= tol
+    # A sum beyond the dtype's range rounds to +-Inf (float16 overflows at 65520).
+    overflow = np.abs(want) >= _OVERFLOW[dtype.name]
+    ok = np.where(overflow, got == np.copysign(np.inf, want), ok)
     if not ok.all():
         i = np.unravel_index(np.argmax(np.where(ok, 0, err - tol)), got.shape)
         raise AssertionError(
             f"{what} ({dtype.name}): {int((~ok).sum())} of {ok.size} sums off, worst at {i}: "
             f"got {got[i]!r}, want {want[i]!r}, tolerance {tol[i]!r}"
         )
+
+
+_OVERFLOW = {  # the smallest magnitude that rounds to Inf: max finite + half an ulp
+    "float16": 65520.0,
+    "bfloat16": 2.0**128 * (1 - 2.0**-9),
+    "float32": 2.0**128 * (1 - 2.0**-25),
+    "float64": np.inf,
+}
 
 
 def _tiny(dtype):
