@@ -264,3 +264,15 @@ def test_cupy_arrays(raw, rng):
         value = finite_values(rng, (7,), dtype)
         out = native.fill_missing(cupy.asarray(x), cupy.asarray(value), "nonfinite")
         assert_same(cupy.asnumpy(out), fill_missing_ref(x, value, "nonfinite"))
+
+
+def test_no_tensorflow_imported():
+    """tests/gpu never import TensorFlow: a SAFEOPS_TF=OFF build (the GPU check's) does not
+    even where TensorFlow is installed (conftest.py imports neither TF nor safeops)."""
+    import sys
+
+    from safeops import _build_info
+
+    if _build_info.TF_VERSION:
+        pytest.skip("this safeops is built with TensorFlow, which it imports")
+    assert "tensorflow" not in sys.modules
