@@ -244,6 +244,8 @@ def test_bad_device_arguments(raw, rng, dtype):
     other = x.double() if dtype.name != "float64" else x.float()
     with pytest.raises(TypeError, match="differ in dtype"):
         native.where(c, x, other)
+    with pytest.raises(ValueError, match="condition must be on a CUDA device"):
+        native.where(c.cpu(), x, x)
 
 
 def test_cupy_arrays(raw, rng):
