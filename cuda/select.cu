@@ -20,6 +20,12 @@ namespace {
 
 enum Kind : int { kNone = 0, kFull = 1, kScalar = 2, kGeneral = 3 };
 
+// Accuracy of the general reduction: each thread adds its terms kBlock at a time into its
+// total, and the per-group partials are combined in kLanes interleaved chains, so no float
+// addition chain is longer than a few hundred terms (same order on every run).
+constexpr int kBlock = 16;
+constexpr int kLanes = 8;
+
 template <class T>
 struct Group {
   static constexpr int N = 16 / static_cast<int>(sizeof(T));
@@ -328,10 +334,16 @@ __global__ void reduce_general_kernel(ReduceLayout l, GeneralSplit s, Cond cond,
       go += ridx[k] * l.rg[k];
       co += ridx[k] * l.rc[k];
     }
-    Acc acc = 0;
+    Acc acc = 0, blk = 0;  // blocks of kBlock terms keep the addition chains short
+    int in_blk = 0;
     for (int64 r = r0; r < r1; ++r) {
       const Acc v = Traits<T>::to_acc(g[go]);
-      acc += (cond(co) != Neg) ? v : Acc(0);
+      blk += (cond(co) != Neg) ? v : Acc(0);
+      if (++in_blk == kBlock) {
+        acc += blk;
+        blk = 0;
+        in_blk = 0;
+      }
       if (nr == 0) break;
       int k = nr - 1;
       ++ridx[k];
@@ -347,6 +359,7 @@ __global__ void reduce_general_kernel(ReduceLayout l, GeneralSplit s, Cond cond,
         co += l.rc[k];
       }
     }
+    acc += blk;
     if (s.groups == 1) {
       out[p] = Traits<T>::from_acc(acc);
     } else {
@@ -360,8 +373,10 @@ __global__ void finalize_general_kernel(const typename Traits<T>::Acc* partial, 
                                         int64 groups, T* out) {
   using Acc = typename Traits<T>::Acc;
   for (int64 p = global_thread(); p < P; p += grid_threads()) {
+    Acc lanes[kLanes] = {};  // up to 4096 partials: interleaved chains, then their sum
+    for (int64 k = 0; k < groups; ++k) lanes[k % kLanes] += partial[k * P + p];
     Acc s = 0;
-    for (int64 k = 0; k < groups; ++k) s += partial[k * P + p];
+    for (int l = 0; l < kLanes; ++l) s += lanes[l];
     out[p] = Traits<T>::from_acc(s);
   }
 }

@@ -13,10 +13,17 @@ CUDA = bool(_native.cuda)
 _DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
+def _is_torch(a):
+    return type(a).__module__.startswith("torch")
+
+
 def _is_device(a):
-    return hasattr(a, "__cuda_array_interface__") or (
-        type(a).__module__.startswith("torch") and getattr(a, "is_cuda", False)
-    )
+    return hasattr(a, "__cuda_array_interface__") or (_is_torch(a) and getattr(a, "is_cuda", False))
+
+
+def _pointer(a):
+    """Device address of a torch tensor's or a __cuda_array_interface__ array's data."""
+    return a.data_ptr() if _is_torch(a) else a.__cuda_array_interface__["data"][0]
 
 
 class _Device:
@@ -25,30 +32,34 @@ class _Device:
 
     def __init__(self, a, what):
         self.obj = a
-        if type(a).__module__.startswith("torch"):
+        if _is_torch(a):
             import torch
 
+            if not a.is_cuda:
+                raise ValueError(f"safeops.native: {what} must be on a CUDA device, like x")
             if not a.is_contiguous():
                 raise ValueError(f"safeops.native: {what} must be contiguous")
-            self.ptr, self.shape = a.data_ptr(), tuple(a.shape)
+            self.ptr, self.shape = _pointer(a), tuple(a.shape)
             self.dtype = str(a.dtype).replace("torch.", "")
             self._empty = lambda shape, dtype: torch.empty(
                 shape, dtype=getattr(torch, dtype), device=a.device
             )
             self.stream = torch.cuda.current_stream(a.device).cuda_stream
         else:
+            if not hasattr(a, "__cuda_array_interface__"):
+                raise ValueError(f"safeops.native: {what} must be a CUDA array, like x")
             import cupy
 
             iface = a.__cuda_array_interface__
             if iface.get("strides") is not None and not a.flags.c_contiguous:
                 raise ValueError(f"safeops.native: {what} must be C-contiguous")
-            self.ptr, self.shape = iface["data"][0], tuple(iface["shape"])
+            self.ptr, self.shape = _pointer(a), tuple(iface["shape"])
             self.dtype = "bool" if a.dtype == np.bool_ else str(a.dtype)
             self._empty = lambda shape, dtype: cupy.empty(shape, dtype=dtype)
             self.stream = cupy.cuda.get_current_stream().ptr
         if what == "condition" and self.dtype != "bool":
             raise TypeError(f"safeops.native: condition must be bool, got {self.dtype}")
-        if what not in ("condition", "scratch") and self.dtype not in _DTYPES:
+        if what != "condition" and self.dtype not in _DTYPES:
             raise TypeError(f"safeops.native: {what} has unsupported dtype {self.dtype}")
 
     def empty(self, shape, dtype=None):
@@ -58,8 +69,8 @@ class _Device:
     def scratch(self, nbytes):
         if nbytes == 0:
             return None, 0
-        out = self._empty((nbytes,), "uint8")
-        return out, _Device(out, "scratch").ptr
+        out = self._empty((nbytes,), "uint8")  # raw bytes: no dtype check
+        return out, _pointer(out)
 
 
 def _same_dtype(a, b, an, bn):
@@ -96,7 +107,7 @@ def where_grad(condition, x_shape, y_shape, grad):
     gy, oy = g.empty(y_shape)
     _keep, ws = g.scratch(_native.cuda_where_grad_workspace(c.shape, x_shape, y_shape, g.dtype))
     _native.cuda_where_grad(
-        c.ptr, c.shape, x_shape, y_shape, g.ptr, ox.ptr, oy.ptr, ws, g.dtype, g.stream
+        c.ptr, c.shape, x_shape, y_shape, g.ptr, g.shape, ox.ptr, oy.ptr, ws, g.dtype, g.stream
     )
     return gx, gy
 
@@ -125,7 +136,7 @@ def fill_missing_grad(x, value_shape, grad, missing="nan"):
     gv, ov = a.empty(value_shape)
     _keep, ws = a.scratch(_native.cuda_fill_missing_grad_workspace(a.shape, value_shape, a.dtype))
     _native.cuda_fill_missing_grad(
-        a.ptr, a.shape, value_shape, g.ptr, ox.ptr, ov.ptr, ws, missing, a.dtype, a.stream
+        a.ptr, a.shape, value_shape, g.ptr, g.shape, ox.ptr, ov.ptr, ws, missing, a.dtype, a.stream
     )
     return gx, gv
 

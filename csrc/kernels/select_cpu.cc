@@ -15,6 +15,39 @@ constexpr int64 kChunk = 1 << 15;
 constexpr int kLanes = 8;
 // Width of the kept-index tile of the general reduction (one L1-resident strip).
 constexpr int64 kTile = 64;
+// Rows of a tile the general reduction sums before adding them into the tile's totals: each
+// addition chain is then at most kBlock + R / kBlock long instead of R.
+constexpr int64 kBlock = 16;
+
+// sum(term(q) for q in [0, n)) in kLanes interleaved accumulators, restarted every kChunk
+// terms: short addition chains (accuracy) that are independent (instruction-level
+// parallelism); the order depends on n alone.
+template <class Acc, class Term>
+Acc lane_sum(int64 n, Term&& term) {
+  Acc total = 0;
+  for (int64 q0 = 0; q0 < n; q0 += kChunk) {
+    const int64 q1 = std::min(n, q0 + kChunk);
+    Acc lanes[kLanes] = {};
+    int64 q = q0;
+    for (; q + kLanes <= q1; q += kLanes) {
+      for (int l = 0; l < kLanes; ++l) lanes[l] += term(q + l);
+    }
+    for (int l = 0; q < q1; ++q, ++l) lanes[l] += term(q);
+    Acc s = 0;
+    for (int l = 0; l < kLanes; ++l) s += lanes[l];
+    total += s;
+  }
+  return total;
+}
+
+// v where `keep`, +0 elsewhere: an AND with a mask of the bits, so that the compiler emits
+// no branch (a branch on a random condition costs a misprediction per element) and the zero
+// is exact even where v is NaN or Inf.
+template <class V>
+inline V keep_if(bool keep, V v) {
+  using U = Bits<V>;
+  return bit_cast<V>(static_cast<U>(bit_cast<U>(v) & (U(0) - static_cast<U>(keep))));
+}
 
 // Visits output elements [begin, end) as runs along the innermost merged dimension:
 // fn(i, len, off) with off[k] the offset of element i in operand k (cond, a, b).
@@ -133,12 +166,12 @@ void flat_backward_chunk(Cond cond, const T* g, T* ga, T* gb, int64 begin, int64
   auto step = [&](int64 i, int lane) {
     const bool m = cond(CondFull ? i : 0);
     const B gv = gbits[i];
-    if (KA == kFull) ga_bits[i] = m ? gv : B(0);
-    if (KB == kFull) gb_bits[i] = m ? B(0) : gv;
+    if (KA == kFull) ga_bits[i] = keep_if(m, gv);
+    if (KB == kFull) gb_bits[i] = keep_if(!m, gv);
     if (KA == kScalar || KB == kScalar) {
       const Acc v = Traits<T>::to_acc(g[i]);
-      if (KA == kScalar) lanes_a[lane] += m ? v : Acc(0);
-      if (KB == kScalar) lanes_b[lane] += m ? Acc(0) : v;
+      if (KA == kScalar) lanes_a[lane] += keep_if(m, v);
+      if (KB == kScalar) lanes_b[lane] += keep_if(!m, v);
     }
   };
   int64 i = begin;
@@ -215,7 +248,7 @@ void reduce_general(const SelectPlan& p, const Operand& t, Cond cond, const T* g
   auto sel = [&](int64 co, int64 go) -> Acc {
     const bool m = cond(co);
     const Acc v = Traits<T>::to_acc(g[go]);
-    return (m != Neg) ? v : Acc(0);
+    return keep_if(m != Neg, v);
   };
 
   const int64 cost = std::max<int64>(1, per_group * std::min(L, kTile) * 4);
@@ -243,17 +276,19 @@ void reduce_general(const SelectPlan& p, const Operand& t, Cond cond, const T* g
       }
       for (int64 rr = r0; rr < r1;) {
         const int64 len = std::min(r1 - rr, Lr - (nr ? ridx[nr - 1] : 0));
-        if (j_inner) {
-          for (int64 q = 0; q < len; ++q) {
-            const int64 gq = gbase + go + q * gsr, cq = cbase + co + q * csr;
-            for (int64 j = 0; j < jn; ++j) acc[j] += sel(cq + j * csk, gq + j * gsk);
+        if (j_inner) {  // the tile is contiguous: sum rows of it, kBlock rows at a time
+          for (int64 q0 = 0; q0 < len; q0 += kBlock) {
+            Acc blk[kTile] = {};
+            for (int64 q = q0; q < std::min(len, q0 + kBlock); ++q) {
+              const int64 gq = gbase + go + q * gsr, cq = cbase + co + q * csr;
+              for (int64 j = 0; j < jn; ++j) blk[j] += sel(cq + j * csk, gq + j * gsk);
+            }
+            for (int64 j = 0; j < jn; ++j) acc[j] += blk[j];
           }
-        } else {
+        } else {  // each target element sums a run along the reduced dimension
           for (int64 j = 0; j < jn; ++j) {
             const int64 gj = gbase + go + j * gsk, cj = cbase + co + j * csk;
-            Acc s = 0;
-            for (int64 q = 0; q < len; ++q) s += sel(cj + q * csr, gj + q * gsr);
-            acc[j] += s;
+            acc[j] += lane_sum<Acc>(len, [&](int64 q) { return sel(cj + q * csr, gj + q * gsr); });
           }
         }
         rr += len;

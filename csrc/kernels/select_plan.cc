@@ -6,6 +6,19 @@
 namespace safeops {
 namespace {
 
+int64 product(const std::vector<int64>& s) {
+  int64 n = 1;
+  for (int64 d : s) n *= d;
+  return n;
+}
+
+std::string operands_str(const std::vector<int64>& c, const std::vector<int64>& a,
+                         const std::vector<int64>& b) {
+  return shape_str(c) + " (condition), " + shape_str(a) + " (x) and " + shape_str(b) + " (y)";
+}
+
+}  // namespace
+
 std::string shape_str(const std::vector<int64>& s) {
   std::string out = "[";
   for (size_t i = 0; i < s.size(); ++i) {
@@ -14,14 +27,6 @@ std::string shape_str(const std::vector<int64>& s) {
   }
   return out + "]";
 }
-
-int64 product(const std::vector<int64>& s) {
-  int64 n = 1;
-  for (int64 d : s) n *= d;
-  return n;
-}
-
-}  // namespace
 
 bool make_select_plan(const std::vector<int64>& cond_shape, const std::vector<int64>& a_shape,
                       const std::vector<int64>& b_shape, SelectPlan* plan,
@@ -42,10 +47,10 @@ bool make_select_plan(const std::vector<int64>& cond_shape, const std::vector<in
       if (out[d] == 1) {
         out[d] = dim;
       } else if (out[d] != dim) {
-        *error = "Shapes " + shape_str(cond_shape) + " (condition), " + shape_str(a_shape) +
-                 " and " + shape_str(b_shape) + " are not broadcast-compatible (dimension " +
-                 std::to_string(d) + " of the right-aligned shapes: " + std::to_string(out[d]) +
-                 " vs " + std::to_string(dim) + ")";
+        *error = "Shapes " + operands_str(cond_shape, a_shape, b_shape) +
+                 " are not broadcast-compatible (dimension " + std::to_string(d) +
+                 " of the right-aligned shapes: " + std::to_string(out[d]) + " vs " +
+                 std::to_string(dim) + ")";
         return false;
       }
     }
@@ -85,9 +90,9 @@ bool make_select_plan(const std::vector<int64>& cond_shape, const std::vector<in
     for (int k = 0; k < 3; ++k) st[k].push_back(0);
   }
   if (dims.size() > static_cast<size_t>(kMaxDims)) {
-    *error = "Broadcasting " + shape_str(cond_shape) + " (condition), " + shape_str(a_shape) +
-             " and " + shape_str(b_shape) + " needs " + std::to_string(dims.size()) +
-             " dimensions after merging; at most " + std::to_string(kMaxDims) + " are supported";
+    *error = "Broadcasting " + operands_str(cond_shape, a_shape, b_shape) + " needs " +
+             std::to_string(dims.size()) + " dimensions after merging; at most " +
+             std::to_string(kMaxDims) + " are supported";
     return false;
   }
 
@@ -110,6 +115,18 @@ bool make_select_plan(const std::vector<int64>& cond_shape, const std::vector<in
     op.access = op.size == plan->total ? Access::kFull
                 : op.size == 1         ? Access::kScalar
                                        : Access::kStrided;
+  }
+  return true;
+}
+
+bool make_fill_plan(const std::vector<int64>& x_shape, const std::vector<int64>& value_shape,
+                    SelectPlan* plan, std::string* error) {
+  std::vector<int64> out_shape;
+  if (!make_select_plan(x_shape, value_shape, x_shape, plan, &out_shape, error) ||
+      out_shape != x_shape) {
+    *error = "value of shape " + shape_str(value_shape) + " does not broadcast to the shape of x " +
+             shape_str(x_shape);
+    return false;
   }
   return true;
 }

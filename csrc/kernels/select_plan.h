@@ -42,6 +42,14 @@ bool make_select_plan(const std::vector<int64>& cond_shape, const std::vector<in
                       const std::vector<int64>& b_shape, SelectPlan* plan,
                       std::vector<int64>* out_shape, std::string* error);
 
+// The plan of fill_missing(x, value), built as (cond = x, a = value, b = x): value must
+// broadcast to x's shape exactly. False, with *error naming both shapes, otherwise.
+bool make_fill_plan(const std::vector<int64>& x_shape, const std::vector<int64>& value_shape,
+                    SelectPlan* plan, std::string* error);
+
+// "[2,3]": a shape as the error messages print it.
+std::string shape_str(const std::vector<int64>& shape);
+
 // The reduction of an output-shaped gradient g onto operand t: t's kept dimensions (where it
 // varies) and the reduced ones (where it is broadcast), each with its length and the strides of
 // g (row-major over the plan) and of the condition. Kept dimensions are listed outer to inner,

@@ -15,7 +15,7 @@ void ThreadRunner::parallel_for(int64 n, int64 cost_per_unit,
                                 const std::function<void(int64, int64)>& fn) const {
   const int64 hw = std::max(1u, std::thread::hardware_concurrency());
   const int64 work = n * std::max<int64>(cost_per_unit, 1);
-  const int64 parts = std::min<int64>({hw, n, std::max<int64>(1, work / 100000)});
+  const int64 parts = std::min<int64>({hw, n, std::max<int64>(1, work / kMinParallelWork)});
   if (parts <= 1) {
     if (n > 0) fn(0, n);
     return;

@@ -16,16 +16,24 @@ SelectPlan plan_or_throw(const Shape& c, const Shape& a, const Shape& b, Shape* 
   SelectPlan plan;
   Shape out_shape;
   std::string err;
-  if (!make_select_plan(c, a, b, &plan, &out_shape, &err)) throw py::value_error(err);
+  if (!make_select_plan(c, a, b, &plan, &out_shape, &err)) throw py::value_error("safeops: " + err);
   if (out) *out = out_shape;
   return plan;
 }
 
 SelectPlan fill_plan_or_throw(const Shape& x, const Shape& v) {
-  Shape out;
-  SelectPlan plan = plan_or_throw(x, v, x, &out);
-  if (out != x) throw py::value_error("safeops: value does not broadcast to the shape of x");
+  SelectPlan plan;
+  std::string err;
+  if (!make_fill_plan(x, v, &plan, &err)) throw py::value_error("safeops: " + err);
   return plan;
+}
+
+// Every gradient kernel reads grad with the output's shape; a smaller grad is refused here.
+void check_grad_shape(const Shape& got, const Shape& want) {
+  if (got != want) {
+    throw py::value_error("safeops: grad has shape " + shape_str(got) + ", expected " +
+                          shape_str(want));
+  }
 }
 
 // ---- CPU ------------------------------------------------------------------------------------
@@ -52,7 +60,7 @@ py::tuple where_grad_cpu(const py::object& cond_o, const Shape& a_shape, const S
   py::array g = float_array(g_o, "grad");
   Shape out_shape;
   const SelectPlan plan = plan_or_throw(shape_of(c), a_shape, b_shape, &out_shape);
-  if (shape_of(g) != out_shape) throw py::value_error("safeops: grad has the wrong shape");
+  check_grad_shape(shape_of(g), out_shape);
   py::array ga = empty_like_dtype(g, a_shape), gb = empty_like_dtype(g, b_shape);
   const DType dt = parse_dtype(dtype_of(g));
   {
@@ -82,8 +90,8 @@ py::tuple fill_missing_grad_cpu(const py::object& x_o, const Shape& v_shape, con
                                 const std::string& missing) {
   py::array x = float_array(x_o, "x"), g = float_array(g_o, "grad");
   same_dtype(x, g, "x", "grad");
-  if (shape_of(g) != shape_of(x)) throw py::value_error("safeops: grad has the wrong shape");
   const SelectPlan plan = fill_plan_or_throw(shape_of(x), v_shape);
+  check_grad_shape(shape_of(g), shape_of(x));
   const Missing m = parse_missing_or_throw(missing);
   py::array gx = empty_like_dtype(x, shape_of(x)), gv = empty_like_dtype(x, v_shape);
   const DType dt = parse_dtype(dtype_of(x));
@@ -115,9 +123,11 @@ std::size_t cuda_where_grad_workspace(const Shape& cs, const Shape& as, const Sh
 }
 
 void cuda_where_grad(std::uintptr_t c, const Shape& cs, const Shape& as, const Shape& bs,
-                     std::uintptr_t g, std::uintptr_t ga, std::uintptr_t gb,
+                     std::uintptr_t g, const Shape& gs, std::uintptr_t ga, std::uintptr_t gb,
                      std::uintptr_t workspace, const std::string& dtype, std::uintptr_t stream) {
-  const SelectPlan plan = plan_or_throw(cs, as, bs, nullptr);
+  Shape out_shape;
+  const SelectPlan plan = plan_or_throw(cs, as, bs, &out_shape);
+  check_grad_shape(gs, out_shape);
   check_cuda(cuda::select_backward(parse_dtype(dtype), plan, ptr<const std::uint8_t>(c),
                                    ptr<const void>(g), ptr<void>(ga), ptr<void>(gb),
                                    ptr<void>(workspace), stream_of(stream)),
@@ -141,10 +151,11 @@ std::size_t cuda_fill_missing_grad_workspace(const Shape& xs, const Shape& vs,
 }
 
 void cuda_fill_missing_grad(std::uintptr_t x, const Shape& xs, const Shape& vs, std::uintptr_t g,
-                            std::uintptr_t gx, std::uintptr_t gv, std::uintptr_t workspace,
-                            const std::string& missing, const std::string& dtype,
-                            std::uintptr_t stream) {
+                            const Shape& gs, std::uintptr_t gx, std::uintptr_t gv,
+                            std::uintptr_t workspace, const std::string& missing,
+                            const std::string& dtype, std::uintptr_t stream) {
   const SelectPlan plan = fill_plan_or_throw(xs, vs);
+  check_grad_shape(gs, xs);
   check_cuda(cuda::fill_missing_backward(parse_dtype(dtype), parse_missing_or_throw(missing), plan,
                                          ptr<const void>(x), ptr<const void>(g), ptr<void>(gv),
                                          ptr<void>(gx), ptr<void>(workspace), stream_of(stream)),

@@ -50,6 +50,10 @@ class TfCpuRunner : public CpuRunner {
       : pool_(ctx->device()->tensorflow_cpu_worker_threads()->workers) {}
   void parallel_for(int64 n, int64 cost_per_unit,
                     const std::function<void(int64, int64)>& fn) const override {
+    if (n * cost_per_unit < kMinParallelWork) {
+      if (n > 0) fn(0, n);
+      return;
+    }
     pool_->ParallelFor(n, cost_per_unit, fn);
   }
 

@@ -102,13 +102,9 @@ bool where_plan(OpKernelContext* ctx, const Tensor& c, const Tensor& a, const Te
 
 // The plan of fill_missing(x, value): value must broadcast to x's shape exactly.
 bool fill_plan(OpKernelContext* ctx, const Tensor& x, const Tensor& v, SelectPlan* plan) {
-  std::vector<int64> out_shape;
   std::string err;
-  if (!make_select_plan(dims_of(x), dims_of(v), dims_of(x), plan, &out_shape, &err) ||
-      out_shape != dims_of(x)) {
-    ctx->CtxFailure(tfw::errors::InvalidArgument(
-        "fill_missing: value of shape ", v.shape().DebugString(),
-        " does not broadcast to the shape of x ", x.shape().DebugString()));
+  if (!make_fill_plan(dims_of(x), dims_of(v), plan, &err)) {
+    ctx->CtxFailure(tfw::errors::InvalidArgument("fill_missing: ", err));
     return false;
   }
   return true;

@@ -1,0 +1,56 @@
+"""Timing and reporting shared by the benchmark suites (no TensorFlow, no torch)."""
+
+import os
+import platform
+import statistics
+import time
+
+
+def interleaved_medians(candidates, repeats, warmup=3, timer=None):
+    """Median seconds of each callable in `candidates` (name -> fn), the candidates run in turn
+    in every round so that a noisy machine slows them alike. `timer(fn)` times one call
+    (default: wall clock, for code that is finished when it returns)."""
+    timer = timer or wall_time
+    for fn in candidates.values():
+        for _ in range(warmup):
+            fn()
+    samples = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            samples[name].append(timer(fn))
+    return {name: statistics.median(ts) for name, ts in samples.items()}
+
+
+def wall_time(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def cpu_description():
+    """'model name, N cores' of this machine (Linux /proc/cpuinfo; platform info elsewhere)."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} logical CPUs"
+
+
+def format_table(header, rows):
+    """A plain-text table, columns padded to their widest cell."""
+    cells = [list(map(str, header))] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def human_count(n):
+    """1e7 for 10_000_000, else the number."""
+    exp = len(str(n)) - 1
+    return f"1e{exp}" if n == 10**exp else str(n)
