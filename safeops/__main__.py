@@ -21,12 +21,22 @@ def _info(args):
         lines += [
             ("CUDA toolkit", _native.cuda_toolkit or _build_info.CUDA_VERSION),
             ("CUDA architectures", _build_info.CUDA_ARCHITECTURES),
+            ("device code in the library", " ".join(_device_code())),
             ("NVIDIA driver needed", f"R{_native.cuda_required_driver} or newer"),
         ]
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         print(f"{key.ljust(width)}  {value}")
     return 0
+
+
+def _device_code():
+    """Targets found in the installed library's fatbinaries (sm_XX machine code, compute_XX
+    PTX): what the build really carries, not what it was asked for."""
+
+    from safeops import _fatbin, _native
+
+    return _fatbin.device_code(_native.__file__)
 
 
 def _running_tensorflow():
@@ -40,21 +50,50 @@ def _running_tensorflow():
 
 
 def _bench(args):
-    from safeops.bench import where_cpu
+    import json
 
-    return where_cpu.run_cli(args)
+    from safeops.bench import dense_cpu, where_cpu
+
+    results = {}
+    if args.suite in ("where", "all"):
+        results["where"] = where_cpu.run(args.sizes, args.repeats, args.seed)
+        print(where_cpu.report(results["where"]), end="\n\n")
+    if args.suite in ("dense", "all"):
+        results["dense"] = dense_cpu.run(repeats=args.repeats or 20, seed=args.seed)
+        print(dense_cpu.report(results["dense"]))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
 
 
 def _bench_args(parser):
     from safeops.bench import where_cpu
 
-    where_cpu.add_arguments(parser)
+    parser.add_argument(
+        "--suite", choices=("where", "dense", "all"), default="all", help="which suite to run"
+    )
+    where_cpu.add_arguments(parser)  # --sizes (where only), --repeats, --seed, --json
+
+
+def _demo(args):
+    from safeops import demo
+
+    demo.main(args)
+    return 0
+
+
+def _demo_args(parser):
+    from safeops import demo
+
+    demo.add_arguments(parser)
 
 
 # name -> (function(args) -> exit status, help, configure(parser) or None)
 COMMANDS = {
     "info": (_info, "versions, TensorFlow ABI, CUDA build facts", None),
-    "bench": (_bench, "CPU benchmark: safe_where and fill_missing vs tf.where", _bench_args),
+    "demo": (_demo, "the NaN problem and its fix, side by side (the seed scenario)", _demo_args),
+    "bench": (_bench, "CPU benchmarks: safe_where/fill_missing and masked_dense", _bench_args),
 }
 
 

@@ -206,14 +206,12 @@ def run_csv(path, target, epochs, seed):
     )
 
 
-def add_parser(subparsers):
-    p = subparsers.add_parser("demo", help="the NaN problem and its fix, side by side")
+def add_arguments(p):
     p.add_argument("--epochs", type=int, default=None, help="epochs (default 4; CSV: 20)")
     p.add_argument("--seed", type=int, default=0, help="random seed of data and weights")
     p.add_argument("--plot", metavar="FILE.png", help="save the two loss curves")
     p.add_argument("--csv", metavar="FILE", help="train a MaskedDense model on this CSV")
     p.add_argument("--target", metavar="COLUMN", help="the CSV column to predict")
-    p.set_defaults(func=main)
 
 
 def main(args):
