@@ -25,9 +25,10 @@ std::string error_string(int code) {
     int driver = 0;
     cudaDriverGetVersion(&driver);
     msg += ". safeops' GPU kernels are built with CUDA " + std::string(toolkit_version()) +
-           " for sm_75, sm_80, sm_86, sm_89 and sm_90 (plus PTX) and need an NVIDIA driver "
-           "R" +
-           required_driver() + " or newer";
+           " for the architectures " SAFEOPS_CUDA_ARCHS
+           " (CMake notation) and need an NVIDIA "
+           "driver R" +
+           std::string(required_driver()) + " or newer";
     if (driver > 0) {
       msg += "; this driver supports CUDA " + std::to_string(driver / 1000) + "." +
              std::to_string((driver % 1000) / 10);

@@ -194,8 +194,8 @@ def _composite(x, kernel, bias, act, renormalize, missing, xla):
     if xla:
         xs = _masked_input_xla(x, renormalize, missing)
     else:
-        _assert_features_match(x, kernel)
-        xs = ops.safeops_masked_dense_input(x, renormalize=renormalize, missing=missing)
+        with tf.control_dependencies(_features_match(x, kernel)):
+            xs = ops.safeops_masked_dense_input(x, renormalize=renormalize, missing=missing)
     if x.shape.rank == 2:
         z = tf.matmul(xs, kernel)
     else:  # one GEMM over the flattened leading dimensions
@@ -209,15 +209,17 @@ def _composite(x, kernel, bias, act, renormalize, missing, xla):
     return f(z) if f is not None else z
 
 
-def _assert_features_match(x, kernel):
-    """Run-time check of K where the static shapes could not tell (tf.function with None)."""
+def _features_match(x, kernel):
+    """Run-time check of K where the static shapes could not tell (tf.function with None), as
+    control dependencies: the check runs before the matmul could fail with its own message."""
     if x.shape.rank and kernel.shape.rank == 2 and None not in (x.shape[-1], kernel.shape[0]):
-        return
-    tf.debugging.assert_equal(
+        return []
+    check = tf.debugging.assert_equal(
         tf.shape(x)[-1],
         tf.shape(kernel)[0],
         message="masked_dense: the last dimension of x must equal the first of kernel",
     )
+    return [check] if check is not None else []
 
 
 def _masked_input_xla(x, renormalize, missing):

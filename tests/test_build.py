@@ -55,3 +55,14 @@ def test_native_module_reports_the_toolkit():
 def test_expected_targets_parser():
     assert expected_targets("75-real;90") == {"sm_75", "sm_90", "compute_90"}
     assert expected_targets("80-virtual") == {"compute_80"}
+
+
+@pytest.mark.skipif(not _build_info.CUDA, reason="built without CUDA kernels")
+def test_too_old_driver_message_says_what_is_needed():
+    insufficient_driver = 35  # cudaErrorInsufficientDriver
+    message = _native.cuda_error_string(insufficient_driver)
+    assert "cudaErrorInsufficientDriver" in message
+    assert f"R{_native.cuda_required_driver} or newer" in message
+    assert _native.cuda_toolkit in message
+    for arch in _build_info.CUDA_ARCHITECTURES.split(";"):
+        assert arch in message

@@ -18,6 +18,8 @@ PYBIND11_MODULE(_native, m) {
   m.attr("cuda") = true;
   m.attr("cuda_toolkit") = safeops::cuda::toolkit_version();
   m.attr("cuda_required_driver") = safeops::cuda::required_driver();
+  m.def("cuda_error_string", &safeops::cuda::error_string,
+        "The message a launcher's error code becomes (what TF ops and safeops.native raise)");
 #else
   m.attr("cuda") = false;
   m.attr("cuda_toolkit") = "";
