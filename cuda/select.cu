@@ -452,6 +452,8 @@ int backward_impl(const SelectPlan& p, Cond cond, const T* g, T* ga, T* gb, void
   const BackwardKinds k = backward_kinds(p, ga != nullptr, gb != nullptr);
   const Scratch s = scratch_layout(p, ga != nullptr, gb != nullptr, sizeof(Acc));
   char* ws = static_cast<char*>(workspace);
+  // General reductions first: the flat kernel may write a full-shape target over g (the TF
+  // adapter forwards g's buffer), so every other read of g is enqueued before it.
   if (k.a == kGeneral) {
     if (int e = launch_general<false>(p, p.a, cond, g, ga, ws + s.flat, stream)) return e;
   }

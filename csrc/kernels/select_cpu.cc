@@ -352,7 +352,9 @@ void backward_impl(const SelectPlan& p, Cond cond, const T* g, T* ga, T* gb,
     ka = ka == kNone ? kNone : -1;
     kb = kb == kNone ? kNone : -1;
   }
-  // Targets the fast path cannot take go through reduce_general, one pass each.
+  // Targets the fast path cannot take go through reduce_general, one pass each, before the
+  // flat pass: the flat pass may write a full-shape target over g (the TF adapter forwards g's
+  // buffer), so every other read of g must come first.
   if (ka == -1) reduce_general<false>(p, p.a, cond, g, ga, runner);
   if (kb == -1) reduce_general<true>(p, p.b, cond, g, gb, runner);
   const int fa = ka == -1 ? kNone : ka, fb = kb == -1 ? kNone : kb;

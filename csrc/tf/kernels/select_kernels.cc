@@ -154,7 +154,12 @@ class SafeWhereGradOp : public OpKernel {
                                              g.shape().DebugString(), ", expected ",
                                              shape_of(out_shape).DebugString()));
     Tensor *gx = nullptr, *gy = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &gx));
+    // grad_x = c ? grad : 0 may overwrite grad when nothing else reads grad after it: the one
+    // flat pass loads each element of grad before it writes grad_x and grad_y there.
+    const bool overwrite = plan.a.access == Access::kFull && plan.cond.access != Access::kStrided &&
+                           plan.b.access != Access::kStrided;
+    OP_REQUIRES_OK(ctx, overwrite ? ctx->forward_input_or_allocate_output({3}, 0, x.shape(), &gx)
+                                  : ctx->allocate_output(0, x.shape(), &gx));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, y.shape(), &gy));
     Select<Device>::backward(ctx, to_dtype(g.dtype()), plan, c, g, gx, gy);
   }
@@ -191,7 +196,9 @@ class FillMissingGradOp : public OpKernel {
                                              g.shape().DebugString(), ", expected ",
                                              x.shape().DebugString()));
     Tensor *gx = nullptr, *gv = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &gx));
+    // grad_x may overwrite grad (see SafeWhereGradOp): a broadcast value's reduction reads
+    // grad first, then the flat pass writes grad_x element by element after reading it.
+    OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({2}, 0, x.shape(), &gx));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, v.shape(), &gv));
     Select<Device>::fill_backward(ctx, to_dtype(x.dtype()), missing_, plan, x, g, gx, gv);
   }
