@@ -261,3 +261,28 @@ def test_determinism():
         second = run(path, x, w, b, "gelu", True, "nan", upstream, tf.float32)
         for a, c in zip(first, second, strict=True):
             np.testing.assert_array_equal(a, c)
+
+
+def test_more_than_2_to_the_24_elements():
+    """int64-safe indexing on the CPU paths: x of (2^18 + 3) x 65 > 2^24 elements."""
+    rows, k, n = (1 << 18) + 3, 65, 4
+    rng = np.random.default_rng(13)
+    x = rng.normal(size=(rows, k)).astype(np.float32)
+    x[rng.random(x.shape) < 0.15] = np.nan
+    x[-1] = np.nan  # the last row, past 2^24 elements, fully missing
+    w = rng.normal(size=(k, n)).astype(np.float32)
+    b = rng.normal(size=n).astype(np.float32)
+    sample = np.r_[0:32, rows - 32 : rows]
+    for path in ("composite", "fused"):
+        xt, wt, bt = tf.constant(x), tf.constant(w), tf.constant(b)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            if path == "fused":
+                y, _ = ops.safeops_masked_dense(xt, wt, bt, activation="relu", renormalize=True)
+            else:
+                y = safeops.masked_dense(xt, wt, bt, activation="relu", renormalize=True)
+        dx = tape.gradient(y, xt).numpy()
+        ref = reference(x[sample], w, b, "relu", True, "nan", np.ones((len(sample), n)))
+        np.testing.assert_allclose(y.numpy()[sample], ref["y"], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(dx[sample], ref["dx"], rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(dx[-1], 0.0)

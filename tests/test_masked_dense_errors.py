@@ -1,6 +1,9 @@
 """Bad input to masked_dense raises a clear exception naming the shapes/dtypes, in eager and in
 graphs whose static shapes are unknown (then the op kernel itself must refuse)."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -89,3 +92,27 @@ def test_fused_grad_op_checks_shapes():
             X, W, np.ones((1, 2), np.float32), np.ones((4, 2), np.float32), activation="relu"
         )
     assert "saved activation" in str(info.value)
+
+
+def test_error_cases_in_a_subprocess(tmp_path):
+    """The cases above again in a separate process, so that a crash in an op kernel shows up as
+    this test failing rather than as a dead test run."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            __file__,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "not subprocess",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, f"exit {out.returncode}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    assert " passed" in out.stdout
