@@ -8,13 +8,17 @@ relu) at the tabular shapes of DESIGN.md, float32, each candidate inside tf.func
 Goals (DESIGN.md): safeops at most 1.10x plain, and never slower than the composite.
 """
 
-import argparse
-import json
 import os
+import sys
 
 import numpy as np
 
-from safeops.bench.timing import cpu_description, format_table, interleaved_medians
+from safeops.bench.timing import (
+    cpu_description,
+    format_table,
+    interleaved_medians,
+    suite_main,
+)
 
 SHAPES = ((4096, 2, 64), (4096, 64, 256), (2048, 256, 256), (1024, 1024, 1024))
 GOAL_VS_PLAIN = 1.10
@@ -112,16 +116,10 @@ def add_arguments(parser):
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
 
 
-def run_cli(args):
-    results = run(repeats=args.repeats, seed=args.seed)
-    print(report(results))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
-    return 0
+def run_args(args):
+    """Runs the suite for parsed arguments (see add_arguments)."""
+    return run(repeats=args.repeats, seed=args.seed)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run_cli(parser.parse_args(argv))
+    return suite_main(sys.modules[__name__], argv)

@@ -1,5 +1,7 @@
 """Timing and reporting shared by the benchmark suites (no TensorFlow, no torch)."""
 
+import argparse
+import json
 import os
 import platform
 import statistics
@@ -54,3 +56,17 @@ def human_count(n):
     """1e7 for 10_000_000, else the number."""
     exp = len(str(n)) - 1
     return f"1e{exp}" if n == 10**exp else str(n)
+
+
+def suite_main(suite, argv=None):
+    """Command line of a benchmark suite module: its add_arguments(parser), run_args(args) ->
+    results and report(results); prints the report, writes --json when given."""
+    parser = argparse.ArgumentParser(description=suite.__doc__.splitlines()[0])
+    suite.add_arguments(parser)
+    args = parser.parse_args(argv)
+    results = suite.run_args(args)
+    print(suite.report(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
