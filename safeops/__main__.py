@@ -5,12 +5,7 @@ Each command is a function registered in COMMANDS with its help text and an opti
 """
 
 import argparse
-import os
 import sys
-
-# TensorFlow's C++ start-up notes (oneDNN, CUDA drivers, CPU features) are noise for a command
-# line tool; errors still show. An explicit TF_CPP_MIN_LOG_LEVEL wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _info(args):
