@@ -7,6 +7,7 @@
 
 #include "cpu_runner.h"
 #include "dtypes.h"
+#include "missing.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 
@@ -42,6 +43,18 @@ inline tfw::TensorShape shape_of(const std::vector<int64>& d) {
 
 inline const void* data(const tfw::Tensor& t) { return t.tensor_data().data(); }
 inline void* data(tfw::Tensor* t) { return const_cast<char*>(t->tensor_data().data()); }
+
+// The op's "missing" attribute. The op definitions restrict it to "nan" / "nonfinite", so an
+// error here means a malformed graph.
+inline tfw::Status read_missing(tfw::OpKernelConstruction* ctx, Missing* out) {
+  std::string s;
+  TF_RETURN_IF_ERROR(ctx->GetAttr("missing", &s));
+  if (!parse_missing(s, out)) {
+    return tfw::errors::InvalidArgument("unknown missing policy '", s,
+                                        "'; expected 'nan' or 'nonfinite'");
+  }
+  return tfw::OkStatus();
+}
 
 // Runs CPU kernels on the op's intra-op thread pool.
 class TfCpuRunner : public CpuRunner {

@@ -39,14 +39,11 @@ struct DenseAttrs {
 
 DenseAttrs read_attrs(OpKernelConstruction* ctx, bool with_activation) {
   DenseAttrs a;
-  std::string missing, activation = "linear";
+  std::string activation = "linear";
   tfw::Status st = ctx->GetAttr("renormalize", &a.renormalize);
-  if (st.ok()) st = ctx->GetAttr("missing", &missing);
+  if (st.ok()) st = read_missing(ctx, &a.missing);
   if (st.ok() && with_activation) st = ctx->GetAttr("activation", &activation);
-  // The op definitions restrict both strings; a failure here means a malformed graph.
-  if (st.ok() && !parse_missing(missing, &a.missing)) {
-    st = tfw::errors::InvalidArgument("unknown missing policy '", missing, "'");
-  }
+  // The op definition restricts the activation too; a failure means a malformed graph.
   if (st.ok() && !parse_activation(activation, &a.activation)) {
     st = tfw::errors::InvalidArgument("unknown activation '", activation, "'");
   }

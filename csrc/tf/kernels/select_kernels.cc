@@ -111,15 +111,9 @@ bool fill_plan(OpKernelContext* ctx, const Tensor& x, const Tensor& v, SelectPla
 }
 
 Missing missing_attr(OpKernelConstruction* ctx) {
-  std::string s;
   Missing m = Missing::kNaN;
-  const tfw::Status st = ctx->GetAttr("missing", &s);
-  if (!st.ok()) {
-    ctx->CtxFailure(st);
-  } else if (!parse_missing(s, &m)) {  // the op's attr enum already rules this out
-    ctx->CtxFailure(tfw::errors::InvalidArgument("unknown missing policy '", s,
-                                                 "'; expected 'nan' or 'nonfinite'"));
-  }
+  const tfw::Status st = read_missing(ctx, &m);
+  if (!st.ok()) ctx->CtxFailure(st);
   return m;
 }
 
