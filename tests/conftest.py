@@ -5,9 +5,9 @@ tests/gpu too, which run on a machine without TensorFlow. The TensorFlow tests i
 TensorFlow themselves; TF_CPP_MIN_LOG_LEVEL is set here, before any of them does.
 
 The tests run against the installed package (`pip install ".[test]" && pytest tests`). A
-safeops without its compiled libraries (e.g. the source tree's `safeops/` shadowing the
-installed one under `python -m pytest` run from the repository root) stops the session with a
-message that says so, instead of failing every test with an obscure import error.
+safeops without its compiled libraries (e.g. the unbuilt `src/safeops` put on sys.path by
+hand) stops the session with a message that says so, instead of failing every test with an
+obscure import error.
 """
 
 import glob
@@ -39,8 +39,7 @@ def _check_compiled_safeops():
     where = list(spec.submodule_search_locations)[0]
     hint = (
         f"the safeops imported from {where} is not a built package; install it with "
-        '`pip install ".[test]"` and run `pytest tests` (not `python -m pytest` from the '
-        "repository root, where the source tree's safeops/ shadows the installed one)"
+        '`pip install ".[test]"` and run `pytest tests` without the unbuilt src/ on sys.path'
     )
     info_path = os.path.join(where, "_build_info.py")
     if not os.path.exists(info_path) or not glob.glob(os.path.join(where, "_native*.so")):

@@ -53,7 +53,7 @@ step "build" build.log cmake --build "$build" -j "$jobs"
 rm -rf "$stage"
 step "install" install.log cmake --install "$build" --prefix "$stage"
 # The package's Python files next to the compiled ones (the generated _build_info.py wins).
-(cd safeops && find . -name '*.py' ! -name '_build_info.py' -exec cp --parents {} "$stage/safeops/" \;)
+(cd src/safeops && find . -name '*.py' ! -name '_build_info.py' -exec cp --parents {} "$stage/safeops/" \;)
 
 # ---- 2-4 need a GPU ------------------------------------------------------------------------
 # pytest runs from the staging directory, so `import safeops` finds the staged build (never
