@@ -107,6 +107,27 @@ def test_plain_dense_fails_where_masked_dense_does_not():
     assert any(np.isnan(w.numpy()).any() for w in model.weights)
 
 
+def test_equals_mean_imputation_on_standardized_features():
+    """Without renormalize MaskedDense zero-fills inside the matmul; on standardized features 0
+    is the mean, so training it on features with NaN is training Dense on mean-imputed ones
+    (README, "Missing values")."""
+    x, y = nan_data(7, rows=128, features=6, fraction=0.3)
+    x = (x - np.nanmean(x, axis=0)) / np.nanstd(x, axis=0)
+    imputed = np.where(np.isnan(x), 0.0, x).astype("float32")
+    weights = []
+    for first, data in ((MaskedDense, x), (keras.layers.Dense, imputed)):
+        keras.utils.set_random_seed(7)
+        model = keras.Sequential(
+            [keras.Input((6,)), first(16, activation="relu"), keras.layers.Dense(1)]
+        )
+        model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+        keras.utils.set_random_seed(7)
+        model.fit(data, y, batch_size=16, epochs=3, verbose=0)
+        weights.append([w.numpy() for w in model.weights])
+    for masked, dense in zip(*weights, strict=True):
+        np.testing.assert_allclose(masked, dense, rtol=1e-6, atol=1e-7)
+
+
 def sparse_nan_data(seed, rows=32, features=6):
     """A SparseTensor storing a third of the entries, some of them NaN: (sparse, the dense
     matrix it means, with its implicit entries as observed zeros)."""
