@@ -80,9 +80,9 @@ def test_cli_demo_output_is_clean(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "plain Keras Dense" in out.stdout and "safeops MaskedDense" in out.stdout
     assert "held-out MSE after 2 epochs" in out.stdout
-    # TensorFlow's start-up notes (absl banner, I/W lines, the cuInit error) are held back.
-    for note in ("absl::InitializeLog", "cuInit", "oneDNN", "I0000", "E0000"):
-        assert note not in out.stderr, out.stderr
+    # TensorFlow's start-up notes (absl banner, I/W lines, the cuInit error) are held back,
+    # and so is its note on the retracing of the demo's several predict functions.
+    assert out.stderr == ""
 
 
 def test_cli_plot(tmp_path):
@@ -137,7 +137,7 @@ def test_cli_csv_held_out_error_beside_mean_imputation(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "mean imputation + Dense" in out.stdout and "safeops MaskedDense" in out.stdout
     assert "16 rows held out" in out.stdout
-    assert "held-out MSE after 3 epochs (16 rows)" in out.stdout
+    assert "held-out MSE after 3 epochs, 16 rows" in out.stdout
 
 
 @pytest.mark.parametrize(

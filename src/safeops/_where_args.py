@@ -58,9 +58,10 @@ def convert_condition(condition, where):
 
 
 def convert_operands(condition, x, y, where):
-    """(condition, x, y) as tensors, converted as tf.where converts them, with x and y of one
-    dtype and broadcast-compatible static shapes. Returns (None, result of tf.where) in the
-    rare case where these rules refuse something that tf.where accepts."""
+    """((condition, x, y), None): the arguments as tensors, converted as tf.where converts
+    them, x and y of one dtype, static shapes that broadcast. (None, tf.where's result) in the
+    case these rules refuse something that tf.where accepts (none in the sweep test). Raises
+    like tf.where otherwise."""
     tensors, problem = _operands(condition, x, y)
     if problem is None:
         return tensors, None

@@ -1,6 +1,6 @@
 """safeops.safe_where: tf.where whose gradient is an exact zero in the branch not taken.
 
-The problem it fixes (DESIGN.md)::
+The problem it fixes (docs/design.md)::
 
     x = tf.constant([0.0, -1.0, 4.0])
     with tf.GradientTape() as tape:

@@ -1,5 +1,5 @@
 """CPU benchmark of masked_dense: a training step (forward + backward to kernel and bias,
-relu) at the tabular shapes of DESIGN.md, float32, each candidate inside tf.function:
+relu) at the tabular shapes of docs/design.md, float32, each candidate inside tf.function:
 
 - plain      relu(x @ W + b) on clean data (TensorFlow's own, fused by grappler/oneDNN);
 - composite  the usual workaround on NaN data: is_nan -> where -> matmul -> bias -> relu;

@@ -47,10 +47,11 @@ def epoch_table(runs, epochs):
 def summary(result):
     """Held-out MSE of each model after training, against the constant predictor."""
     runs, constant = result["runs"], result["constant"]
-    width = max(len(r["label"]) for r in runs.values())
+    reference = "a constant: the training mean"
+    width = max(len(reference), *(len(r["label"]) for r in runs.values()))
     lines = [
-        f"held-out MSE after {result['epochs']} epochs ({result['held_out_rows']} rows); "
-        f"predicting the training mean for every row scores {constant:.4f}"
+        f"held-out MSE after {result['epochs']} epochs, {result['held_out_rows']} rows",
+        f"  {reference:<{width}}  {_num(constant):>9}",
     ]
     for r in runs.values():
         mse = r["held_out"][-1]
@@ -107,7 +108,7 @@ def plain_story(run, diagnosis):
 def safeops_story(runs):
     safe, imputed = runs["safeops"]["held_out"][-1], runs["imputed"]["held_out"][-1]
     comparison = (
-        "Here the missing values are the smallest ones (z < -1), so 0, the bottom of the "
+        "Here the missing values are the smallest ones (z below -1), so 0, the bottom of the "
         "observed range, stands in for them better than the mean"
         if safe < imputed
         else "Here the mean stands in for the missing values better than 0"
@@ -158,7 +159,7 @@ def csv_text(path, target, features, dropped, result):
 
 
 def _wrap(text):
-    return textwrap.fill(text, WIDTH, subsequent_indent="  ")
+    return textwrap.fill(text, WIDTH, subsequent_indent="  ", break_on_hyphens=False)
 
 
 def _num(v):

@@ -52,8 +52,7 @@ class _Recorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         # The compiled predict function, as model.predict runs it, in one batch: Keras'
         # validation_data would build a tf.data iterator per epoch (a third of the run time).
-        predictions = np.asarray(self.model.predict_on_batch(self.x_held), "float64")
-        self.held_out.append(float(np.mean((predictions - self.y_held) ** 2)))
+        self.held_out.append(float(np.mean((predict(self.model, self.x_held) - self.y_held) ** 2)))
 
 
 def nan_variables(model):
@@ -90,7 +89,7 @@ def train_all(train, held_out, model_fn, epochs, batch_size, seed):
 def _train(model, x, y, xh, yh, epochs, batch_size):
     recorder = _Recorder(xh, yh)
     history = model.fit(x, y, batch_size=batch_size, epochs=epochs, callbacks=[recorder], verbose=0)
-    predictions = model.predict_on_batch(xh)
+    predictions = predict(model, xh)
     return {
         "loss": history.history["loss"],
         "held_out": recorder.held_out,
@@ -108,5 +107,17 @@ def layer_output(model, index, x):
     computes the whole model (compiled), which is how the held-out error saw it.
     One output per probe: a graph that also returned the layers in between would not fuse
     them as the model's own graph does."""
-    probe = keras.Model(model.inputs, model.layers[index].output)
-    return np.asarray(probe.predict_on_batch(x))
+    return predict(keras.Model(model.inputs, model.layers[index].output), x)
+
+
+def predict(model, x):
+    """model's compiled predict function on x in one batch, as float64. Each model and probe
+    of the demo traces its own predict function once, by design: TensorFlow's note about
+    frequent retracing is held back here."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        return np.asarray(model.predict_on_batch(x), "float64")
+    finally:
+        logger.setLevel(level)
