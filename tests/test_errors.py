@@ -33,12 +33,14 @@ WRAPPER_CASES = {
         TypeError,
         r"condition must be a bool.*float32",
     ),
-    "int_condition_numpy": (
-        lambda: safeops.safe_where(np.array([1, 0]), 1.0, 2.0),
+    # A NumPy condition of any dtype converts to bool, as in tf.where; a tensor does not.
+    "int_condition_tensor": (
+        lambda: safeops.safe_where(tf.constant([1, 0]), 1.0, 2.0),
         TypeError,
-        r"condition must be a bool.*int64",
+        r"condition must be a bool.*int32",
     ),
-    "none_condition": (lambda: safeops.safe_where(None, 1.0, 2.0), TypeError, "condition"),
+    # tf.where raises ValueError for a None condition.
+    "none_condition": (lambda: safeops.safe_where(None, 1.0, 2.0), ValueError, "condition"),
     "incompatible_shapes": (
         lambda: safeops.safe_where(T3, tf.ones([4]), tf.ones([4])),
         ValueError,
@@ -54,8 +56,10 @@ WRAPPER_CASES = {
         TypeError,
         r"same dtype.*float32 and float64",
     ),
-    "mismatched_numpy_dtypes": (
-        lambda: safeops.safe_where(T3, np.ones(3, np.float16), np.ones(3, np.float32)),
+    # Two NumPy arrays convert to the first one's dtype, as in tf.where; a tensor and a
+    # variable keep theirs.
+    "mismatched_variable_dtypes": (
+        lambda: safeops.safe_where(T3, tf.ones([3], tf.float16), tf.Variable(tf.ones([3]))),
         TypeError,
         r"float16 and float32",
     ),

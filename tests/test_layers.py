@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from dense_reference import masked_dense as reference
 
 import safeops
@@ -104,6 +105,75 @@ def test_plain_dense_fails_where_masked_dense_does_not():
     model.compile(optimizer="sgd", loss="mse")
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert any(np.isnan(w.numpy()).any() for w in model.weights)
+
+
+def test_equals_mean_imputation_on_standardized_features():
+    """Without renormalize MaskedDense zero-fills inside the matmul; on standardized features 0
+    is the mean, so training it on features with NaN is training Dense on mean-imputed ones
+    (README, "Missing values")."""
+    x, y = nan_data(7, rows=128, features=6, fraction=0.3)
+    x = (x - np.nanmean(x, axis=0)) / np.nanstd(x, axis=0)
+    imputed = np.where(np.isnan(x), 0.0, x).astype("float32")
+    weights = []
+    for first, data in ((MaskedDense, x), (keras.layers.Dense, imputed)):
+        keras.utils.set_random_seed(7)
+        model = keras.Sequential(
+            [keras.Input((6,)), first(16, activation="relu"), keras.layers.Dense(1)]
+        )
+        model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+        keras.utils.set_random_seed(7)
+        model.fit(data, y, batch_size=16, epochs=3, verbose=0)
+        weights.append([w.numpy() for w in model.weights])
+    for masked, dense in zip(*weights, strict=True):
+        np.testing.assert_allclose(masked, dense, rtol=1e-6, atol=1e-7)
+
+
+def sparse_nan_data(seed, rows=32, features=6):
+    """A SparseTensor storing a third of the entries, some of them NaN: (sparse, the dense
+    matrix it means, with its implicit entries as observed zeros)."""
+    rng = np.random.default_rng(seed)
+    dense = np.zeros((rows, features), "float32")
+    stored = rng.random(dense.shape) < 0.35
+    dense[stored] = rng.normal(size=stored.sum())
+    dense[stored & (rng.random(dense.shape) < 0.3)] = np.nan
+    indices = np.argwhere(stored)
+    sparse = tf.SparseTensor(indices, dense[stored], dense.shape)
+    return sparse, dense
+
+
+@pytest.mark.parametrize("renormalize", [False, True])
+def test_sparse_input_implicit_entries_are_observed_zeros(renormalize):
+    sparse, dense = sparse_nan_data(5)
+    assert np.isnan(dense).any() and (dense == 0).any()
+    layer = MaskedDense(3, activation="relu", renormalize=renormalize)
+    with tf.GradientTape() as tape:
+        y = layer(sparse)
+    dw, db = tape.gradient(y, layer.weights)
+    w, b = (v.numpy() for v in layer.weights)
+    # Reference: the dense matrix, where only the stored NaN are missing (for renormalize:
+    # n_obs counts the implicit zeros as observed).
+    want = reference(dense, w, b, "relu", renormalize, upstream=np.ones((32, 3)))
+    np.testing.assert_allclose(y.numpy(), want["y"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dw.numpy(), want["dw"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(db.numpy(), want["db"], rtol=1e-5, atol=1e-5)
+
+
+def test_sparse_input_trains_from_a_sparse_keras_input():
+    sparse, dense = sparse_nan_data(6, rows=64)
+    target = np.nan_to_num(dense) @ np.linspace(-1.0, 1.0, 6)[:, None].astype("float32")
+    keras.utils.set_random_seed(6)
+    model = keras.Sequential(
+        [
+            keras.Input((6,), sparse=True),
+            MaskedDense(16, activation="relu"),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+    data = tf.data.Dataset.from_tensor_slices((sparse, target)).batch(8)
+    losses = model.fit(data, epochs=5, shuffle=False, verbose=0).history["loss"]
+    assert all(np.isfinite(w.numpy()).all() for w in model.weights)
+    assert losses[-1] < losses[0]
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])

@@ -1,7 +1,9 @@
 """Command line: `python -m safeops <command>` (also installed as `safeops`).
 
 Each command is a function registered in COMMANDS with its help text and an optional
-`configure(parser)` for its own arguments; adding one is adding an entry.
+`configure(parser)` for its own arguments; adding one is adding an entry. Building the parser
+imports no TensorFlow, so `--help` and `--version` are fast; the commands that run TensorFlow
+start it through safeops._startup, which holds back its start-up notes.
 """
 
 import argparse
@@ -14,7 +16,7 @@ def _info(args):
     lines = [
         ("safeops", _build_info.VERSION),
         ("TensorFlow built against", _build_info.TF_VERSION or "none (SAFEOPS_TF=OFF)"),
-        ("TensorFlow running", _running_tensorflow()),
+        *_tensorflow_lines(),
         ("CUDA kernels", "yes" if _build_info.CUDA else "no"),
     ]
     if _build_info.CUDA:
@@ -30,6 +32,22 @@ def _info(args):
     return 0
 
 
+def _tensorflow_lines():
+    """(key, value) lines on the running TensorFlow and the GPUs it sees."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        return [("TensorFlow running", "not installed")]
+    from safeops import _startup
+
+    no_gpu = _startup.start_tensorflow()
+    import tensorflow as tf
+
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    why = f" ({no_gpu[0]})" if no_gpu and not gpus else ""
+    return [("TensorFlow running", tf.__version__), ("GPUs TensorFlow sees", f"{gpus}{why}")]
+
+
 def _device_code():
     """Targets found in the installed library's fatbinaries (sm_XX machine code, compute_XX
     PTX): what the build really carries, not what it was asked for."""
@@ -39,21 +57,13 @@ def _device_code():
     return _fatbin.device_code(_native.__file__)
 
 
-def _running_tensorflow():
-    import importlib.util
-
-    if importlib.util.find_spec("tensorflow") is None:
-        return "not installed"
-    import tensorflow as tf
-
-    return tf.__version__
-
-
 def _bench(args):
     import json
 
+    from safeops import _startup
     from safeops.bench import dense_cpu, where_cpu
 
+    _startup.start_tensorflow()
     results = {}
     if args.suite in ("where", "all"):
         results["where"] = where_cpu.run(args.sizes, args.repeats, args.seed)
@@ -79,8 +89,7 @@ def _bench_args(parser):
 def _demo(args):
     from safeops import demo
 
-    demo.main(args)
-    return 0
+    return demo.main(args)
 
 
 def _demo_args(parser):
@@ -92,13 +101,25 @@ def _demo_args(parser):
 # name -> (function(args) -> exit status, help, configure(parser) or None)
 COMMANDS = {
     "info": (_info, "versions, TensorFlow ABI, CUDA build facts", None),
-    "demo": (_demo, "the NaN problem and its fix, side by side (the seed scenario)", _demo_args),
+    "demo": (
+        _demo,
+        "NaN features trained three ways: plain Dense, imputation, safeops",
+        _demo_args,
+    ),
     "bench": (_bench, "CPU benchmarks: safe_where/fill_missing and masked_dense", _bench_args),
 }
 
 
 def build_parser():
+    from safeops import _build_info
+
     parser = argparse.ArgumentParser(prog="safeops", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"safeops {_build_info.VERSION} (built against TensorFlow "
+        f"{_build_info.TF_VERSION or 'none'})",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, (_, help_text, configure) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

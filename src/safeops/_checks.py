@@ -24,19 +24,6 @@ def missing_mask(x, missing):
     return tf.math.is_nan(x) if missing == "nan" else tf.logical_not(tf.math.is_finite(x))
 
 
-def as_bool(condition, where):
-    """condition as a bool tensor; TypeError naming the dtype otherwise."""
-    if has_dtype(condition):
-        dtype = tf.as_dtype(condition.dtype)
-        if dtype != tf.bool:
-            raise TypeError(f"{where}: condition must be a bool tensor, got dtype {dtype.name}")
-        return tf.convert_to_tensor(condition)
-    try:
-        return tf.convert_to_tensor(condition, dtype=tf.bool)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{where}: condition must be bool, got {condition!r}") from e
-
-
 def convert_pair(x, y, where, x_name="x", y_name="y"):
     """Converts two operands to tensors of one dtype, as tf.where would: a value without a
     dtype of its own (a Python number or list) takes the other's dtype; two typed values must

@@ -101,7 +101,10 @@ def masked_dense(
     no gradient is ever NaN because of a missing entry.
 
     Args:
-      x: [..., K] float16, bfloat16, float32 or float64 tensor (rank >= 2).
+      x: [..., K] float16, bfloat16, float32 or float64 tensor (rank >= 2), or a
+        tf.SparseTensor, which is densified first: its implicit entries are observed zeros,
+        its stored NaN values are missing. (The dense batch is [..., K]: for very wide sparse
+        inputs, a plain Dense on the SparseTensor with NaN-free values costs less memory.)
       kernel: [K, N] tensor of x's dtype.
       bias: optional [N] tensor of x's dtype.
       activation: None/"linear", "relu", "gelu" (exact), "sigmoid", "tanh", "silu"/"swish"
@@ -130,6 +133,10 @@ def masked_dense(
 
 
 def _validated(x, kernel, bias):
+    if isinstance(x, tf.SparseTensor):
+        # The entries a SparseTensor does not store are zeros that were observed, not missing
+        # values: densify, and only stored NaN (nonfinite) values are missing.
+        x = tf.sparse.to_dense(x)
     x = tf.convert_to_tensor(x)
     if x.dtype not in _checks.KERNEL_DTYPES:
         raise TypeError(

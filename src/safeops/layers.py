@@ -19,6 +19,9 @@ class MaskedDense(keras.layers.Dense):
         activation(bias).
       missing: "nan" (NaN entries are missing) or "nonfinite" (NaN and +-Inf).
 
+    A tf.SparseTensor input is densified first: the entries it does not store are observed
+    zeros, its stored NaN values are missing.
+
     Missing inputs are replaced by 0 inside the fused op, with an exact zero gradient, so the
     kernel and bias gradients stay finite whatever the data holds. The activations linear,
     relu, gelu, sigmoid, tanh and silu are fused; others are applied after the op. Use it as a

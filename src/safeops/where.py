@@ -1,6 +1,6 @@
 """safeops.safe_where: tf.where whose gradient is an exact zero in the branch not taken.
 
-The problem it fixes (DESIGN.md)::
+The problem it fixes (docs/design.md)::
 
     x = tf.constant([0.0, -1.0, 4.0])
     with tf.GradientTape() as tape:
@@ -18,7 +18,7 @@ runs. safe_where automates it::
 
 import tensorflow as tf
 
-from safeops import _checks
+from safeops import _checks, _where_args
 from safeops._loader import ops
 from safeops._xla import in_xla_context
 
@@ -39,17 +39,26 @@ def safe_where(condition, x=None, y=None, *inputs, fill=1.0, name=None):
 
     `safe_where(condition)` alone behaves like `tf.where(condition)` (indices of true entries).
 
+    Arguments convert exactly as tf.where converts them (see safeops/_where_args.py): a NumPy
+    condition of any dtype becomes bool, a tensor operand fixes the dtype of the other, and
+    otherwise the first operand does.
+
     Args:
-      condition: bool tensor.
-      x, y: tensors (or Python values) broadcastable with `condition`, or callables.
+      condition: bool tensor, or a value tf.where converts to bool (NumPy arrays of any dtype,
+        Python bools and lists of them).
+      x, y: tensors (or Python/NumPy values) broadcastable with `condition`, or callables.
       *inputs: the tensors passed to callable branches.
       fill: the value the guard puts at unselected positions (must keep the branch finite).
       name: name scope.
 
     Raises:
-      TypeError: non-bool condition, or x and y of different dtypes.
+      The exception class tf.where raises for the same arguments, with a message of its own:
+      a non-bool condition tensor or x and y of different dtypes raise an error that is both
+      a tf.errors.InvalidArgumentError (as tf.where's eager kernel) and a TypeError (as
+      tf.where while tracing); shapes that do not broadcast one that is both an
+      InvalidArgumentError and a ValueError.
       ValueError: only one of x and y given, callables without inputs, or inputs without
-        callables; shapes that do not broadcast.
+        callables.
     """
     if x is None and y is None:
         if inputs:
@@ -58,10 +67,10 @@ def safe_where(condition, x=None, y=None, *inputs, fill=1.0, name=None):
     if x is None or y is None:
         raise ValueError("safe_where: x and y must both be given, or both be None")
     with tf.name_scope(name or "safe_where"):
-        condition = _checks.as_bool(condition, "safe_where")
         if callable(x) or callable(y):
             if not inputs:
                 raise ValueError("safe_where: callable branches need the tensors to call them on")
+            condition = _where_args.convert_condition(condition, "safe_where")
             inputs = [tf.convert_to_tensor(t) for t in inputs]
             if callable(x):
                 x = x(*[_guard(condition, t, fill, taken=True) for t in inputs])
@@ -69,8 +78,10 @@ def safe_where(condition, x=None, y=None, *inputs, fill=1.0, name=None):
                 y = y(*[_guard(condition, t, fill, taken=False) for t in inputs])
         elif inputs:
             raise ValueError("safe_where: extra inputs given but neither x nor y is callable")
-        x, y = _checks.convert_pair(x, y, "safe_where")
-        return _where(condition, x, y)
+        tensors, tf_where_result = _where_args.convert_operands(condition, x, y, "safe_where")
+        if tensors is None:
+            return tf_where_result
+        return _where(*tensors)
 
 
 def _guard(condition, t, fill, taken):
@@ -78,25 +89,15 @@ def _guard(condition, t, fill, taken):
     if not (t.dtype.is_floating or t.dtype.is_complex or t.dtype.is_integer):
         return t
     fill = tf.cast(fill, t.dtype)
+    _where_args.check_broadcast(condition, t, fill, "safe_where")
     return _where(condition, t, fill) if taken else _where(condition, fill, t)
 
 
 def _where(condition, x, y):
-    _check_static_broadcast(condition, x, y)
     if x.dtype not in _checks.KERNEL_DTYPES or in_xla_context():
         # tf.where's own gradient already selects exact zeros: same values, same guarantee.
         return tf.where(condition, x, y)
     return ops.safeops_safe_where(condition, x, y)
-
-
-def _check_static_broadcast(condition, x, y):
-    try:
-        tf.broadcast_static_shape(tf.broadcast_static_shape(condition.shape, x.shape), y.shape)
-    except ValueError as e:
-        raise ValueError(
-            f"safe_where: shapes {condition.shape} (condition), {x.shape} (x) and {y.shape} (y) "
-            "are not broadcast-compatible"
-        ) from e
 
 
 @tf.RegisterGradient("Safeops>SafeWhere")

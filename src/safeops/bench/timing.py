@@ -43,6 +43,15 @@ def cpu_description():
     return f"{model}, {os.cpu_count()} logical CPUs"
 
 
+# Every suite reports its ratios one way, this one.
+RATIO_NOTE = "time ratio = safeops time / baseline time: below 1.00 safeops is faster"
+
+
+def time_ratio(safeops_s, baseline_s):
+    """safeops time over baseline time (see RATIO_NOTE)."""
+    return safeops_s / baseline_s
+
+
 def format_table(header, rows):
     """A plain-text table, columns padded to their widest cell."""
     cells = [list(map(str, header))] + [[str(c) for c in row] for row in rows]
