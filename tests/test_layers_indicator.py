@@ -30,6 +30,7 @@ def test_weights_and_their_names():
     layer.build((None, 3))
     assert [w.path.split("/")[-1] for w in layer.weights] == ["kernel", "bias", "indicator_kernel"]
     assert layer.indicator_kernel.shape == (3, 4) and layer.indicator_kernel.trainable
+    np.testing.assert_array_equal(layer.indicator_kernel.numpy(), 0.0)  # starts as without U
     plain = MaskedDense(4)
     plain.build((None, 3))
     assert plain.indicator_kernel is None and len(plain.weights) == 2
@@ -49,7 +50,7 @@ def test_config_round_trip():
         7,
         activation="silu",
         indicator=True,
-        indicator_initializer="zeros",
+        indicator_initializer="ones",
         indicator_regularizer="l2",
         indicator_constraint="non_neg",
         name="md",
@@ -61,7 +62,7 @@ def test_config_round_trip():
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert isinstance(restored, MaskedDense) and restored.get_config() == config
     clone.build((None, 3))
-    np.testing.assert_array_equal(clone.indicator_kernel.numpy(), 0.0)
+    np.testing.assert_array_equal(clone.indicator_kernel.numpy(), 1.0)
     assert len(clone.losses) == 1  # the l2 regularizer of U (the kernel has none)
     assert isinstance(clone.indicator_kernel.constraint, keras.constraints.NonNeg)
 
