@@ -32,8 +32,9 @@ class MaskedDense(keras.layers.Dense):
         model of a Dense over concat([x filled with 0, m]) without building the concatenation.
       indicator_initializer, indicator_regularizer, indicator_constraint: for U, like
         kernel_initializer, ... for the kernel. U starts at zeros: the layer starts as the one
-        without indicators and learns what missingness adds (over 5 seeds of the missing-values
-        benchmark it matched or beat a glorot-initialized U, by up to 0.01 R² at d = 50).
+        without indicators and learns what missingness adds (on the benchmark's Gaussian tables
+        this matched or beat a glorot-initialized U, by up to 0.01 R² at d = 50; see
+        benchmarks/RESULTS.md).
 
     Missing inputs are replaced by 0 inside the fused op, with an exact zero gradient, so the
     kernel and bias gradients stay finite whatever the data holds. The activations linear,

@@ -6,7 +6,9 @@ Dense(64, relu), output; Adam 1e-3, batch 128, at most `epochs` epochs with earl
 20 % validation split (patience 10, best weights restored); inputs standardized by
 safeops.layers.Normalization adapted on the training rows):
 
-- dense_nan      keras Dense on the NaN data (what fails: NaN loss, NaN weights);
+- dense_nan      keras Dense on the NaN data: what fails. The first layer's kernel turns NaN at
+                 the first step (NaN * 0 in its gradient); the relu after it outputs 0 there,
+                 so the loss stays finite and the network predicts a constant;
 - impute         mean imputation (0 after standardization) + MLP;
 - impute_mask    mean imputation with the missing mask concatenated (2K inputs) + MLP;
 - masked         safeops.layers.MaskedDense as the first layer;
