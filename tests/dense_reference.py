@@ -50,8 +50,11 @@ def missing_mask(x, missing):
     return np.isnan(x) if missing == "nan" else ~np.isfinite(x)
 
 
-def masked_dense(x, w, b, act="linear", renormalize=False, missing="nan", upstream=None):
-    """Forward y and, when `upstream` (dL/dy) is given, (dx, dw, db) as a dict."""
+def masked_dense(
+    x, w, b, act="linear", renormalize=False, missing="nan", upstream=None, indicator_kernel=None
+):
+    """Forward y and, when `upstream` (dL/dy) is given, (dx, dw, db) as a dict; with an
+    indicator_kernel U, z gains m @ U and the dict "du" = m^T @ dz."""
     x = np.asarray(x, np.float64)
     w = np.asarray(w, np.float64)
     k = x.shape[-1]
@@ -63,6 +66,8 @@ def masked_dense(x, w, b, act="linear", renormalize=False, missing="nan", upstre
     else:
         s = np.ones_like(n_obs, dtype=np.float64)
     z = s * (xf @ w) + (0.0 if b is None else np.asarray(b, np.float64))
+    if indicator_kernel is not None:
+        z = z + m.astype(np.float64) @ np.asarray(indicator_kernel, np.float64)
     out = {"y": activate(act, z), "z": z}
     if upstream is not None:
         g = np.asarray(upstream, np.float64)
@@ -71,4 +76,6 @@ def masked_dense(x, w, b, act="linear", renormalize=False, missing="nan", upstre
         out["db"] = rows_dz.sum(axis=0)
         out["dw"] = xf.reshape(-1, k).T @ (s.reshape(-1, 1) * rows_dz)
         out["dx"] = np.where(m, 0.0, s * (dz @ w.T))
+        if indicator_kernel is not None:
+            out["du"] = m.reshape(-1, k).T.astype(np.float64) @ rows_dz
     return out

@@ -84,12 +84,17 @@ def test_keras_file_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+@pytest.mark.parametrize("indicator", [False, True], ids=["plain", "indicator"])
 @pytest.mark.parametrize("jit_compile", [False, True, "auto"], ids=str)
-def test_fit_keeps_weights_finite(jit_compile):
+def test_fit_keeps_weights_finite(jit_compile, indicator):
     x, y = nan_data(3, rows=128)
     keras.utils.set_random_seed(3)
     model = keras.Sequential(
-        [keras.Input((5,)), MaskedDense(16, activation="relu"), keras.layers.Dense(1)]
+        [
+            keras.Input((5,)),
+            MaskedDense(16, activation="relu", indicator=indicator),
+            keras.layers.Dense(1),
+        ]
     )
     model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse", jit_compile=jit_compile)
     losses = model.fit(x, y, batch_size=16, epochs=5, verbose=0).history["loss"]
@@ -176,8 +181,9 @@ def test_sparse_input_trains_from_a_sparse_keras_input():
     assert losses[-1] < losses[0]
 
 
+@pytest.mark.parametrize("indicator", [False, True], ids=["plain", "indicator"])
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision(policy):
+def test_mixed_precision(policy, indicator):
     x, y = nan_data(5, rows=128)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
@@ -186,11 +192,13 @@ def test_mixed_precision(policy):
         model = keras.Sequential(
             [
                 keras.Input((5,)),
-                MaskedDense(16, activation="relu"),
+                MaskedDense(16, activation="relu", indicator=indicator),
                 keras.layers.Dense(1, dtype="float32"),
             ]
         )
         assert model.layers[0].compute_dtype == policy.split("_")[1]
+        assert all(w.dtype == "float32" for w in model.layers[0].weights)
+        before = [w.numpy().copy() for w in model.layers[0].weights]
         optimizer = keras.optimizers.SGD(0.05)
         if policy == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -200,6 +208,8 @@ def test_mixed_precision(policy):
         keras.config.set_dtype_policy(previous)
     assert all(np.isfinite(w.numpy()).all() for w in model.weights)
     assert losses[-1] < losses[0]
+    for old, new in zip(before, model.layers[0].weights, strict=True):
+        assert not np.array_equal(old, new.numpy()), f"{new.path} did not train"
 
 
 def test_unfused_activation_applied_after():

@@ -65,21 +65,40 @@ void input_backward_row(bool renormalize, int64 K, const T* xr, const In* gr, T*
   }
 }
 
+// The indicator half of a row: out = m ? 1 : 0, a select of two constants' bits (exact, and
+// the loop vectorises like the prologue's).
 template <class T, class Out, Missing M>
-void input_forward(bool renormalize, int64 rows, int64 K, const T* x, Out* xs,
+void indicator_row(int64 K, const T* xr, Out* out) {
+  using B = Bits<Out>;
+  Out one_value;
+  if constexpr (std::is_same_v<Out, T>) {
+    one_value = Traits<T>::from_acc(typename Traits<T>::Acc(1));
+  } else {
+    one_value = Out(1);
+  }
+  const B one = bit_cast<B>(one_value);
+  for (int64 k = 0; k < K; ++k) out[k] = bit_cast<Out>(is_missing<M>(xr[k]) ? one : B(0));
+}
+
+template <class T, class Out, Missing M>
+void input_forward(bool renormalize, bool indicator, int64 rows, int64 K, const T* x, Out* xs,
                    const CpuRunner& runner) {
-  runner.parallel_for(rows, K * 4, [=](int64 r0, int64 r1) {
-    for (int64 r = r0; r < r1; ++r)
-      input_forward_row<T, Out, M>(renormalize, K, x + r * K, xs + r * K);
+  const int64 stride = indicator ? 2 * K : K;
+  runner.parallel_for(rows, stride * 4, [=](int64 r0, int64 r1) {
+    for (int64 r = r0; r < r1; ++r) {
+      input_forward_row<T, Out, M>(renormalize, K, x + r * K, xs + r * stride);
+      if (indicator) indicator_row<T, Out, M>(K, x + r * K, xs + r * stride + K);
+    }
   });
 }
 
 template <class T, class In, Missing M>
-void input_backward(bool renormalize, int64 rows, int64 K, const T* x, const In* dxs, T* dx,
-                    const CpuRunner& runner) {
+void input_backward(bool renormalize, bool indicator, int64 rows, int64 K, const T* x,
+                    const In* dxs, T* dx, const CpuRunner& runner) {
+  const int64 stride = indicator ? 2 * K : K;
   runner.parallel_for(rows, K * 4, [=](int64 r0, int64 r1) {
     for (int64 r = r0; r < r1; ++r) {
-      input_backward_row<T, In, M>(renormalize, K, x + r * K, dxs + r * K, dx + r * K);
+      input_backward_row<T, In, M>(renormalize, K, x + r * K, dxs + r * stride, dx + r * K);
     }
   });
 }
@@ -90,7 +109,8 @@ constexpr int64 kRowChunk = 256;
 }  // namespace
 
 void masked_input_forward_cpu(DType dtype, Missing missing, bool renormalize, int64 rows, int64 K,
-                              const void* x, void* xs, bool xs_is_acc, const CpuRunner& runner) {
+                              const void* x, void* xs, bool xs_is_acc, const CpuRunner& runner,
+                              bool indicator) {
   dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     using A = typename Traits<T>::Acc;
@@ -98,9 +118,9 @@ void masked_input_forward_cpu(DType dtype, Missing missing, bool renormalize, in
       constexpr Missing M = decltype(m)::value;
       const T* xt = static_cast<const T*>(x);
       if (xs_is_acc) {
-        input_forward<T, A, M>(renormalize, rows, K, xt, static_cast<A*>(xs), runner);
+        input_forward<T, A, M>(renormalize, indicator, rows, K, xt, static_cast<A*>(xs), runner);
       } else {
-        input_forward<T, T, M>(renormalize, rows, K, xt, static_cast<T*>(xs), runner);
+        input_forward<T, T, M>(renormalize, indicator, rows, K, xt, static_cast<T*>(xs), runner);
       }
     });
   });
@@ -108,7 +128,7 @@ void masked_input_forward_cpu(DType dtype, Missing missing, bool renormalize, in
 
 void masked_input_backward_cpu(DType dtype, Missing missing, bool renormalize, int64 rows, int64 K,
                                const void* x, const void* dxs, bool dxs_is_acc, void* dx,
-                               const CpuRunner& runner) {
+                               const CpuRunner& runner, bool indicator) {
   dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     using A = typename Traits<T>::Acc;
@@ -117,9 +137,11 @@ void masked_input_backward_cpu(DType dtype, Missing missing, bool renormalize, i
       const T* xt = static_cast<const T*>(x);
       T* out = static_cast<T*>(dx);
       if (dxs_is_acc) {
-        input_backward<T, A, M>(renormalize, rows, K, xt, static_cast<const A*>(dxs), out, runner);
+        input_backward<T, A, M>(renormalize, indicator, rows, K, xt, static_cast<const A*>(dxs),
+                                out, runner);
       } else {
-        input_backward<T, T, M>(renormalize, rows, K, xt, static_cast<const T*>(dxs), out, runner);
+        input_backward<T, T, M>(renormalize, indicator, rows, K, xt, static_cast<const T*>(dxs),
+                                out, runner);
       }
     });
   });

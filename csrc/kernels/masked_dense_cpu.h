@@ -14,17 +14,22 @@ namespace safeops {
 // Buffers marked "Acc" hold Traits<T>::Acc (float for float16/bfloat16/float32, double for
 // float64); the others hold the dtype itself.
 
-// Row prologue, x and xs [rows, K]:  xs = m ? 0 : s * x  with m = missing(x) and
+// Row prologue, x [rows, K]:  xs = m ? 0 : s * x  with m = missing(x) and
 // s = renormalize ? (n_obs > 0 ? K / n_obs : 0) : 1 per row (an exact copy of x when s == 1).
-// xs is Acc when xs_is_acc.
+// xs is [rows, K], or with `indicator` [rows, 2K]: each row continues with the missing
+// indicators m ? 1 : 0, so that one GEMM with [kernel; indicator_kernel] computes
+// s * (xf @ kernel) + m @ indicator_kernel (docs/design.md, masked_dense). xs is Acc when
+// xs_is_acc.
 void masked_input_forward_cpu(DType dtype, Missing missing, bool renormalize, int64 rows, int64 K,
-                              const void* x, void* xs, bool xs_is_acc, const CpuRunner& runner);
+                              const void* x, void* xs, bool xs_is_acc, const CpuRunner& runner,
+                              bool indicator = false);
 
 // Its gradient:  dx = m ? 0 : s * dxs  (an exact zero at missing entries whatever dxs holds).
+// With `indicator`, dxs is [rows, 2K] and its indicator half, constant in x, is not read.
 // dxs is Acc when dxs_is_acc.
 void masked_input_backward_cpu(DType dtype, Missing missing, bool renormalize, int64 rows, int64 K,
                                const void* x, const void* dxs, bool dxs_is_acc, void* dx,
-                               const CpuRunner& runner);
+                               const CpuRunner& runner, bool indicator = false);
 
 // Epilogue, acc [rows, N] = xs @ W (Acc):  z = acc + bias,  y = act(z); bias may be null, z
 // is written when non-null.

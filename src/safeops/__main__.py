@@ -61,7 +61,7 @@ def _bench(args):
     import json
 
     from safeops import _startup
-    from safeops.bench import dense_cpu, where_cpu
+    from safeops.bench import dense_cpu, missing, where_cpu
 
     _startup.start_tensorflow()
     results = {}
@@ -71,6 +71,9 @@ def _bench(args):
     if args.suite in ("dense", "all"):
         results["dense"] = dense_cpu.run(repeats=args.repeats or 20, seed=args.seed)
         print(dense_cpu.report(results["dense"]))
+    if args.suite == "missing":  # minutes, and needs scikit-learn: not part of "all"
+        results["missing"] = missing.run_args(args)
+        print(missing.report(results["missing"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
@@ -78,12 +81,17 @@ def _bench(args):
 
 
 def _bench_args(parser):
-    from safeops.bench import where_cpu
+    from safeops.bench import missing, where_cpu
 
     parser.add_argument(
-        "--suite", choices=("where", "dense", "all"), default="all", help="which suite to run"
+        "--suite",
+        choices=("where", "dense", "all", "missing"),
+        default="all",
+        help="which suite to run (all: where and dense; missing: does a model learn better "
+        "from data with missing values, needs scikit-learn)",
     )
     where_cpu.add_arguments(parser)  # --sizes (where only), --repeats, --seed, --json
+    missing.add_suite_arguments(parser)  # --seeds, --epochs, --only, --plot (missing only)
 
 
 def _demo(args):

@@ -10,11 +10,14 @@ load, with an exact zero gradient at those entries::
 
 Execution paths, chosen when the op is created (same values, same zero-gradient guarantee):
   * GPU (a GPU is visible and no CPU device scope is active): the fused op Safeops>MaskedDense,
-    one CUDA kernel forward and one fused backward.
+    one CUDA kernel forward and one fused backward. With an indicator_kernel, until the fused
+    kernel takes one: composite TensorFlow ops on the GPU (as under XLA).
   * CPU: the row prologue Safeops>MaskedDenseInput (missing mask, count and scale in one pass)
     composed with TensorFlow's own MatMul, BiasAdd and activation, which grappler fuses into
-    oneDNN's _FusedMatMul; a custom op's contraction runs 1.2-1.33x slower than that.
-  * XLA (`jit_compile=True`): composite TensorFlow ops (where, reduce_sum, matmul).
+    oneDNN's _FusedMatMul; a custom op's contraction runs 1.2-1.33x slower than that. With an
+    indicator_kernel the prologue also writes the indicators (rows [xs, m], 2K wide) and the one
+    MatMul takes [kernel; indicator_kernel].
+  * XLA (`jit_compile=True`): composite TensorFlow ops (where, reduce_sum, concat, matmul).
 """
 
 import keras
@@ -87,18 +90,28 @@ def resolve_activation(activation):
 
 
 def masked_dense(
-    x, kernel, bias=None, activation=None, renormalize=False, missing="nan", name=None
+    x,
+    kernel,
+    bias=None,
+    activation=None,
+    renormalize=False,
+    missing="nan",
+    indicator_kernel=None,
+    name=None,
 ):
     """A dense layer over inputs whose missing entries (NaN) are treated as absent.
 
     With m = missing(x), xf = m ? 0 : x, n_obs = K - count(m, axis=-1) and
     s = renormalize ? (n_obs > 0 ? K / n_obs : 0) : 1 per row (partial-convolution scaling)::
 
-        y = act(s * (xf @ kernel) + bias)
+        y = act(s * (xf @ kernel) + m @ indicator_kernel + bias)
 
-    A row with every feature missing gives act(bias). Backward: dz = g * act'(z),
-    dbias = sum over rows of dz, dkernel = xf^T @ (s * dz), dx = m ? 0 : s * (dz @ kernel^T):
-    no gradient is ever NaN because of a missing entry.
+    (the m term only with an indicator_kernel: the model of concat([xf, m]) @ [kernel;
+    indicator_kernel], so the layer learns from which features are missing). A row with every
+    feature missing gives act(bias + sum of indicator_kernel's rows). Backward:
+    dz = g * act'(z), dbias = sum over rows of dz, dkernel = xf^T @ (s * dz),
+    dindicator_kernel = m^T @ dz, dx = m ? 0 : s * (dz @ kernel^T): no gradient is ever NaN
+    because of a missing entry.
 
     Args:
       x: [..., K] float16, bfloat16, float32 or float64 tensor (rank >= 2), or a
@@ -112,6 +125,9 @@ def masked_dense(
         callable, applied after the op.
       renormalize: scale each row by K / n_obs (0 for a row with nothing observed).
       missing: "nan" or "nonfinite" (NaN and +-Inf).
+      indicator_kernel: optional [K, N] tensor of x's dtype, the weights of the missing
+        indicators. On a GPU the fused CUDA kernel does not take it yet: with it, masked_dense
+        runs composite TensorFlow ops there (the XLA path's; same values and gradients).
       name: name scope.
 
     Raises:
@@ -123,12 +139,16 @@ def masked_dense(
     act, post = resolve_activation(activation)
     with tf.name_scope(name or "masked_dense"):
         x, kernel, bias = _validated(x, kernel, bias)
+        u = None if indicator_kernel is None else _validated_indicator(indicator_kernel, kernel)
         if in_xla_context():
-            y = _composite(x, kernel, bias, act, renormalize, missing, xla=True)
+            y = _composite(x, kernel, bias, act, renormalize, missing, xla=True, u=u)
         elif _runs_on_gpu():
-            y = _fused(x, kernel, bias, act, renormalize, missing)
+            if u is None:
+                y = _fused(x, kernel, bias, act, renormalize, missing)
+            else:  # until the fused CUDA kernel takes U: TensorFlow ops, all with GPU kernels
+                y = _composite(x, kernel, bias, act, renormalize, missing, xla=True, u=u)
         else:
-            y = _composite(x, kernel, bias, act, renormalize, missing, xla=False)
+            y = _composite(x, kernel, bias, act, renormalize, missing, xla=False, u=u)
         return post(y) if post is not None else y
 
 
@@ -166,6 +186,17 @@ def _validated(x, kernel, bias):
     return x, kernel, bias
 
 
+def _validated_indicator(indicator_kernel, kernel):
+    u = _same_dtype(indicator_kernel, kernel.dtype, "indicator_kernel")
+    if u.shape.rank is not None and kernel.shape.rank is not None:
+        if not u.shape.is_compatible_with(kernel.shape):
+            raise ValueError(
+                f"masked_dense: indicator_kernel must have the kernel's shape {kernel.shape}, "
+                f"got {u.shape}"
+            )
+    return u
+
+
 def _same_dtype(value, dtype, what):
     if hasattr(value, "dtype") and tf.as_dtype(value.dtype) != dtype:
         raise TypeError(
@@ -197,16 +228,28 @@ def _fused(x, kernel, bias, act, renormalize, missing):
     return y
 
 
-def _composite(x, kernel, bias, act, renormalize, missing, xla):
-    if xla:
-        xs = _masked_input_xla(x, renormalize, missing)
-    else:
-        with tf.control_dependencies(_features_match(x, kernel)):
-            xs = ops.safeops_masked_dense_input(x, renormalize=renormalize, missing=missing)
+def _composite(x, kernel, bias, act, renormalize, missing, xla, u=None):
+    """The prologue (TensorFlow ops when xla, else the Safeops>MaskedDenseInput op), one MatMul,
+    bias and activation. With indicator weights u, the prologue's rows are [xs, m] and the
+    MatMul takes [kernel; u]: s * (xf @ kernel) + m @ u in one GEMM, whose gradient gives
+    dkernel and du (benchmarks/RESULTS.md has what the other designs measured)."""
+    indicator = u is not None
+    # Run-time shape checks (not under XLA, where shapes are static): they run before the
+    # matmul or concat could fail with its own message.
+    checks = [] if in_xla_context() else _features_match(x, kernel, u)
+    with tf.control_dependencies(checks):
+        if xla:
+            xs = _masked_input_xla(x, renormalize, missing, indicator)
+        else:
+            xs = ops.safeops_masked_dense_input(
+                x, renormalize=renormalize, missing=missing, indicator=indicator
+            )
+        if indicator:
+            kernel = tf.concat([kernel, u], 0)
     if x.shape.rank == 2:
         z = tf.matmul(xs, kernel)
     else:  # one GEMM over the flattened leading dimensions
-        z = tf.matmul(tf.reshape(xs, [-1, tf.shape(x)[-1]]), kernel)
+        z = tf.matmul(tf.reshape(xs, [-1, tf.shape(kernel)[0]]), kernel)
         z = tf.reshape(z, tf.concat([tf.shape(x)[:-1], tf.shape(kernel)[1:]], 0))
         if x.shape.rank is not None:
             z.set_shape(x.shape[:-1].concatenate(kernel.shape[1:]))
@@ -216,26 +259,38 @@ def _composite(x, kernel, bias, act, renormalize, missing, xla):
     return f(z) if f is not None else z
 
 
-def _features_match(x, kernel):
-    """Run-time check of K where the static shapes could not tell (tf.function with None), as
-    control dependencies: the check runs before the matmul could fail with its own message."""
-    if x.shape.rank and kernel.shape.rank == 2 and None not in (x.shape[-1], kernel.shape[0]):
-        return []
-    check = tf.debugging.assert_equal(
-        tf.shape(x)[-1],
-        tf.shape(kernel)[0],
-        message="masked_dense: the last dimension of x must equal the first of kernel",
-    )
-    return [check] if check is not None else []
+def _features_match(x, kernel, u=None):
+    """Run-time checks of K (and of the indicator_kernel's shape) where the static shapes could
+    not tell (tf.function with None)."""
+    checks = []
+    if not (x.shape.rank and kernel.shape.rank == 2 and None not in (x.shape[-1], kernel.shape[0])):
+        checks.append(
+            tf.debugging.assert_equal(
+                tf.shape(x)[-1],
+                tf.shape(kernel)[0],
+                message="masked_dense: the last dimension of x must equal the first of kernel",
+            )
+        )
+    if u is not None and not (u.shape.is_fully_defined() and kernel.shape.is_fully_defined()):
+        checks.append(
+            tf.debugging.assert_equal(
+                tf.shape(u),
+                tf.shape(kernel),
+                message="masked_dense: indicator_kernel must have the kernel's shape",
+            )
+        )
+    return [c for c in checks if c is not None]
 
 
-def _masked_input_xla(x, renormalize, missing):
+def _masked_input_xla(x, renormalize, missing, indicator=False):
     m = _checks.missing_mask(x, missing)
     xs = tf.where(m, tf.zeros_like(x), x)  # a select: the gradient at m is an exact zero
     if renormalize:
         k = tf.cast(tf.shape(x)[-1], x.dtype)
         n_obs = k - tf.reduce_sum(tf.cast(m, x.dtype), axis=-1, keepdims=True)
         xs = xs * tf.where(n_obs > 0, k / tf.maximum(n_obs, 1), tf.zeros_like(n_obs))
+    if indicator:  # the cast of a bool has no gradient: x's is the select's alone
+        xs = tf.concat([xs, tf.cast(m, x.dtype)], -1)
     return xs
 
 
@@ -243,7 +298,11 @@ def _masked_input_xla(x, renormalize, missing):
 def _masked_input_grad(op, grad):
     (x,) = op.inputs
     return ops.safeops_masked_dense_input_grad(
-        x, grad, renormalize=op.get_attr("renormalize"), missing=op.get_attr("missing")
+        x,
+        grad,
+        renormalize=op.get_attr("renormalize"),
+        missing=op.get_attr("missing"),
+        indicator=op.get_attr("indicator"),
     )
 
 
@@ -268,11 +327,12 @@ def _masked_dense_grad(op, grad, _grad_pre_activation):
 
 @tf.RegisterGradient("Safeops>MaskedDenseInputGrad")
 def _masked_input_grad_grad(op, grad):
-    # grad_x = m ? 0 : s * grad is linear in grad: its derivative is the same masked scaling.
+    # grad_x = m ? 0 : s * grad is linear in grad: its derivative is the same masked scaling
+    # (and zero for the indicator half of grad, which grad_x does not read).
     x, _ = op.inputs
-    return [
-        None,
-        ops.safeops_masked_dense_input_grad(
-            x, grad, renormalize=op.get_attr("renormalize"), missing=op.get_attr("missing")
-        ),
-    ]
+    ggrad = ops.safeops_masked_dense_input_grad(
+        x, grad, renormalize=op.get_attr("renormalize"), missing=op.get_attr("missing")
+    )
+    if op.get_attr("indicator"):
+        ggrad = tf.concat([ggrad, tf.zeros_like(ggrad)], -1)
+    return [None, ggrad]

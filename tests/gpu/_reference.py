@@ -6,6 +6,9 @@ are held to. Pure NumPy: no TensorFlow, no torch.
     z = s * (xf @ W) + b, y = act(z)
     dz = g * act'(saved), db = sum_rows(dz), dW = xf^T @ (s * dz), dx = m ? 0 : s * (dz @ W^T)
 
+With indicator weights U [K, N] (optional everywhere): z gains m @ U (not scaled by s), and
+dU = m^T @ dz; dx, dW and db keep their formulas.
+
 `saved` is y for relu/sigmoid/tanh and z for gelu/silu, exactly as the kernels receive it (so
 the backward is checked on its own, with the derivative written in terms of what is saved).
 """
@@ -87,8 +90,8 @@ def _matmul(a, b):
         return (a[:, :, None] * b[None, :, :]).sum(axis=1)
 
 
-def forward(x, w, b, activation, renormalize, missing):
-    """(y, z) in float64 for x [rows, K], w [K, N], b [N] or None."""
+def forward(x, w, b, activation, renormalize, missing, u=None):
+    """(y, z) in float64 for x [rows, K], w [K, N], b [N] or None, u [K, N] or None."""
     x = np.asarray(x, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
     m = missing_mask(x, missing)
@@ -96,6 +99,8 @@ def forward(x, w, b, activation, renormalize, missing):
     s = row_scale(m, renormalize)
     with np.errstate(invalid="ignore", over="ignore"):
         z = s[:, None] * _matmul(xf, w)
+        if u is not None:
+            z = z + _matmul(m.astype(np.float64), np.asarray(u, dtype=np.float64))
         if b is not None:
             z = z + np.asarray(b, dtype=np.float64)[None, :]
     return activate(activation, z), z
@@ -115,6 +120,15 @@ def backward(x, w, saved, g, activation, renormalize, missing):
         dx = np.where(m, 0.0, _matmul(sdz, w.T))
         dw = _matmul(xf.T, sdz)
     return dx, dw, dz.sum(axis=0)
+
+
+def indicator_grad(x, saved, g, activation, missing):
+    """dU = m^T @ dz in float64 (the gradient of the indicator weights; independent of U)."""
+    x = np.asarray(x, dtype=np.float64)
+    g = np.asarray(g, dtype=np.float64)
+    dz = activation_grad(activation, np.zeros_like(g) if saved is None else saved, g)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _matmul(missing_mask(x, missing).T.astype(np.float64), dz)
 
 
 # ---- error bounds ---------------------------------------------------------------------------
@@ -146,18 +160,20 @@ def r_gemm(dtype, length, tf32=False, rounded_operand=False):
     return r
 
 
-def forward_bounds(x, w, b, activation, renormalize, missing, dtype, tf32):
-    """(tol_y, tol_z) arrays."""
+def forward_bounds(x, w, b, activation, renormalize, missing, dtype, tf32, u=None):
+    """(tol_y, tol_z) arrays. With u, the sum runs over 2K products (xf @ W and m @ U)."""
     x = np.asarray(x, dtype=np.float64)
     m = missing_mask(x, missing)
     xf = np.abs(np.where(m, 0.0, x))
     s = row_scale(m, renormalize)
     with np.errstate(invalid="ignore", over="ignore"):
         bound = s[:, None] * _matmul(xf, np.abs(np.asarray(w, dtype=np.float64)))
+        if u is not None:
+            bound = bound + _matmul(m.astype(np.float64), np.abs(np.asarray(u, np.float64)))
         if b is not None:
             bound = bound + np.abs(np.asarray(b, dtype=np.float64))[None, :]
-    K = x.shape[1]
-    _, z = forward(x, w, b, activation, renormalize, missing)
+    K = x.shape[1] * (2 if u is not None else 1)
+    _, z = forward(x, w, b, activation, renormalize, missing, u)
     y = activate(activation, z)
     ro, tiny = r_out(dtype), TINY[dtype]
     tol_z = ro * np.abs(z) + r_gemm(dtype, K, tf32) * bound + tiny
@@ -205,6 +221,27 @@ def backward_bounds(x, w, saved, g, activation, renormalize, missing, dtype, tf3
     tol_db = ro * np.abs(db) + r_gemm(dtype, rows) * np.abs(dz).sum(axis=0) + dz_err.sum(axis=0)
     tol_db = tol_db + np.where(tol_db != 0, tiny, 0.0)
     return tol_dx, tol_dw, tol_db
+
+
+def indicator_grad_bounds(x, saved, g, activation, missing, dtype, tf32):
+    """tol_du: dU = m^T @ dz summed over the rows, dz rounded to the dtype before the sum (as
+    s * dz is for dW); exactly 0 for a feature never missing."""
+    x = np.asarray(x, dtype=np.float64)
+    g = np.asarray(g, dtype=np.float64)
+    saved = np.zeros_like(g) if saved is None else np.asarray(saved, dtype=np.float64)
+    m = missing_mask(x, missing).astype(np.float64)
+    dz = activation_grad(activation, saved, g)
+    r_dz = (
+        0.0
+        if activation in ("linear", "relu")
+        else 8 * (2.0**-53 if dtype == "float64" else 2.0**-24)
+    )
+    with np.errstate(invalid="ignore", over="ignore"):
+        dz_err = r_dz * np.abs(g) * (1.0 + np.abs(saved)) + np.where(dz != 0, TINY[dtype], 0.0)
+        du = indicator_grad(x, saved, g, activation, missing)
+        rg = r_gemm(dtype, x.shape[0], tf32, rounded_operand=True)
+        e = _matmul(m.T, rg * np.abs(dz) + dz_err)
+    return r_out(dtype) * np.abs(du) + e + np.where(e != 0, TINY[dtype], 0.0)
 
 
 def check_close(out, ref, tol, what):

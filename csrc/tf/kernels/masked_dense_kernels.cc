@@ -289,50 +289,62 @@ class MaskedDenseGradOp : public OpKernel {
 };
 
 // The CPU path's row prologue and its gradient (no GPU kernels: the GPU path is the fused op).
+// With the indicator attribute the prologue's rows are [m ? 0 : s * x, m ? 1 : 0], 2K wide.
 class MaskedDenseInputOp : public OpKernel {
  public:
   explicit MaskedDenseInputOp(OpKernelConstruction* ctx)
-      : OpKernel(ctx), at_(read_attrs(ctx, false)) {}
+      : OpKernel(ctx), at_(read_attrs(ctx, false)) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("indicator", &indicator_));
+  }
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
     OP_REQUIRES(ctx, x.dims() >= 1,
                 tfw::errors::InvalidArgument("masked_dense: x must have rank >= 1, got ",
                                              x.shape().DebugString()));
-    Tensor* out = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &out));
     const int64 K = x.dim_size(x.dims() - 1);
+    TensorShape out_shape = x.shape();
+    if (indicator_) out_shape.set_dim(x.dims() - 1, 2 * K);
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, out_shape, &out));
     if (x.NumElements() == 0) return;
     masked_input_forward_cpu(to_dtype(x.dtype()), at_.missing, at_.renormalize, x.NumElements() / K,
-                             K, data(x), data(out), false, TfCpuRunner(ctx));
+                             K, data(x), data(out), false, TfCpuRunner(ctx), indicator_);
   }
 
  private:
   DenseAttrs at_;
+  bool indicator_ = false;
 };
 
 class MaskedDenseInputGradOp : public OpKernel {
  public:
   explicit MaskedDenseInputGradOp(OpKernelConstruction* ctx)
-      : OpKernel(ctx), at_(read_attrs(ctx, false)) {}
+      : OpKernel(ctx), at_(read_attrs(ctx, false)) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("indicator", &indicator_));
+  }
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor &x = ctx->input(0), &g = ctx->input(1);
-    OP_REQUIRES(ctx, x.dims() >= 1 && g.shape() == x.shape(),
-                tfw::errors::InvalidArgument("masked_dense gradient: grad has shape ",
-                                             g.shape().DebugString(), ", x has shape ",
-                                             x.shape().DebugString()));
+    TensorShape expected = x.shape();
+    if (indicator_ && x.dims() >= 1) expected.set_dim(x.dims() - 1, 2 * x.dim_size(x.dims() - 1));
+    OP_REQUIRES(ctx, x.dims() >= 1 && g.shape() == expected,
+                tfw::errors::InvalidArgument(
+                    "masked_dense gradient: grad has shape ", g.shape().DebugString(),
+                    ", x has shape ", x.shape().DebugString(),
+                    indicator_ ? " (with indicators grad's last dimension is twice x's)" : ""));
     Tensor* dx = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
     const int64 K = x.dim_size(x.dims() - 1);
     if (x.NumElements() == 0) return;
     masked_input_backward_cpu(to_dtype(x.dtype()), at_.missing, at_.renormalize,
                               x.NumElements() / K, K, data(x), data(g), false, data(dx),
-                              TfCpuRunner(ctx));
+                              TfCpuRunner(ctx), indicator_);
   }
 
  private:
   DenseAttrs at_;
+  bool indicator_ = false;
 };
 
 #define SAFEOPS_REGISTER_DENSE(DEV_NAME, DEV, T)                                                   \

@@ -94,15 +94,28 @@ REGISTER_OP("Safeops>MaskedDenseInput")
     .Attr("T: {half, bfloat16, float, double}")
     .Attr("renormalize: bool = false")
     .Attr("missing: {'nan', 'nonfinite'} = 'nan'")
+    .Attr("indicator: bool = false")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle x;
       TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 1, &x));
-      c->set_output(0, x);
+      bool indicator = false;
+      TF_RETURN_IF_ERROR(c->GetAttr("indicator", &indicator));
+      if (!indicator) {
+        c->set_output(0, x);
+        return ::tensorflow::OkStatus();
+      }
+      ShapeHandle leading, out;
+      DimensionHandle twice_k;
+      TF_RETURN_IF_ERROR(c->Subshape(x, 0, -1, &leading));
+      TF_RETURN_IF_ERROR(c->Multiply(c->Dim(x, -1), 2, &twice_k));
+      TF_RETURN_IF_ERROR(c->Concatenate(leading, c->Vector(twice_k), &out));
+      c->set_output(0, out);
       return ::tensorflow::OkStatus();
     })
     .Doc(R"doc(
 masked_dense's row prologue: output = m ? 0 : s * x over the last axis (one pass; missing count
-and scale per row), ready for MatMul.
+and scale per row), ready for MatMul. With indicator, the output's last axis is 2K: each row
+continues with m ? 1 : 0, the operand of [kernel; indicator_kernel].
 )doc");
 
 REGISTER_OP("Safeops>MaskedDenseInputGrad")
@@ -112,9 +125,11 @@ REGISTER_OP("Safeops>MaskedDenseInputGrad")
     .Attr("T: {half, bfloat16, float, double}")
     .Attr("renormalize: bool = false")
     .Attr("missing: {'nan', 'nonfinite'} = 'nan'")
+    .Attr("indicator: bool = false")
     .SetShapeFn(::tensorflow::shape_inference::UnchangedShape)
     .Doc(R"doc(
-Gradient of MaskedDenseInput: grad_x = m ? 0 : s * grad (an exact zero at missing entries).
+Gradient of MaskedDenseInput: grad_x = m ? 0 : s * grad (an exact zero at missing entries). With
+indicator, grad has 2K columns and its indicator half (constant in x) is not read.
 )doc");
 
 }  // namespace tf

@@ -3,9 +3,11 @@ relu) at the tabular shapes of docs/design.md, float32, each candidate inside tf
 
 - plain      relu(x @ W + b) on clean data (TensorFlow's own, fused by grappler/oneDNN);
 - composite  the usual workaround on NaN data: is_nan -> where -> matmul -> bias -> relu;
-- safeops    safeops.masked_dense(x, W, b, activation="relu") on NaN data (16 % missing).
+- safeops    safeops.masked_dense(x, W, b, activation="relu") on NaN data (16 % missing);
+- indicator  the same with indicator weights U (indicator_kernel=U; gradient to U too).
 
-Every ratio is safeops' time over the baseline's (timing.RATIO_NOTE).
+Every ratio is safeops' time over the baseline's (timing.RATIO_NOTE); the indicator column is
+the indicator option's time over safeops' without it.
 """
 
 import os
@@ -36,17 +38,25 @@ def _candidates(tf, safeops):
     def masked(x, w, b):
         return safeops.masked_dense(x, w, b, activation="relu")
 
+    def indicator(x, w, b, u):
+        return safeops.masked_dense(x, w, b, activation="relu", indicator_kernel=u)
+
     def step(forward):
         @tf.function
-        def train_step(x, w, b):
+        def train_step(x, *weights):
             with tf.GradientTape() as tape:
-                tape.watch([w, b])
-                loss = tf.reduce_sum(forward(x, w, b))
-            return tape.gradient(loss, [w, b])
+                tape.watch(weights)
+                loss = tf.reduce_sum(forward(x, *weights))
+            return tape.gradient(loss, weights)
 
         return train_step
 
-    return {"plain": step(plain), "composite": step(composite), "safeops": step(masked)}
+    return {
+        "plain": step(plain),
+        "composite": step(composite),
+        "safeops": step(masked),
+        "indicator": step(indicator),
+    }
 
 
 def run(shapes=SHAPES, repeats=20, seed=None):
@@ -64,13 +74,15 @@ def run(shapes=SHAPES, repeats=20, seed=None):
         nan[rng.random(nan.shape) < 0.16] = np.nan
         w = tf.constant((rng.normal(size=(k, n)) / np.sqrt(k)).astype("float32"))
         b = tf.constant(rng.normal(size=n).astype("float32"))
-        data = {
-            "plain": tf.constant(clean),
-            "composite": tf.constant(nan),
-            "safeops": tf.constant(nan),
+        u = tf.constant((rng.normal(size=(k, n)) / np.sqrt(k)).astype("float32"))
+        args = {
+            "plain": (tf.constant(clean), w, b),
+            "composite": (tf.constant(nan), w, b),
+            "safeops": (tf.constant(nan), w, b),
+            "indicator": (tf.constant(nan), w, b, u),
         }
         calls = {
-            name: (lambda fn=fn, x=data[name], w=w, b=b: [g.numpy() for g in fn(x, w, b)])
+            name: (lambda fn=fn, a=args[name]: [g.numpy() for g in fn(*a)])
             for name, fn in steps.items()
         }
         med = interleaved_medians(calls, repeats)
@@ -80,6 +92,7 @@ def run(shapes=SHAPES, repeats=20, seed=None):
                 "ms": {name: 1e3 * t for name, t in med.items()},
                 "vs_plain": time_ratio(med["safeops"], med["plain"]),
                 "vs_composite": time_ratio(med["safeops"], med["composite"]),
+                "indicator_vs_safeops": time_ratio(med["indicator"], med["safeops"]),
             }
         )
     return results
@@ -94,6 +107,8 @@ def report(results):
             f"{r['ms']['safeops']:.3f}",
             f"{r['vs_plain']:.2f}",
             f"{r['vs_composite']:.2f}",
+            f"{r['ms']['indicator']:.3f}",
+            f"{r['indicator_vs_safeops']:.2f}",
         )
         for r in results
     ]
@@ -104,6 +119,8 @@ def report(results):
         "safeops ms",
         "time ratio vs plain",
         "vs composite",
+        "indicator ms",
+        "indicator vs safeops",
     )
     return "\n".join(
         [

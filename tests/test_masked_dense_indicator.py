@@ -1,0 +1,326 @@
+"""masked_dense with indicator weights U (indicator_kernel) against the float64 reference:
+z = s * (xf @ W) + m @ U + b, dU = m^T @ dz, on every path.
+
+Paths: "cpu" is what masked_dense runs on a CPU (the row prologue op writing [xs, m] and one
+TensorFlow MatMul with [W; U]); "gpu" is what it runs when the op is placed on a GPU, until the
+fused CUDA kernel takes U: composite TensorFlow ops (the GPU decision is injected here, so the
+same ops run on the CPU); "xla" is masked_dense under tf.function(jit_compile=True).
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from dense_reference import ACTIVATIONS
+from dense_reference import masked_dense as reference
+from test_masked_dense import TOLERANCE, assert_close, make_inputs, quantize
+from tf_grads import upstream_second_order
+
+import safeops
+import safeops.dense
+
+DTYPES = list(TOLERANCE)
+PATHS = ("cpu", "gpu", "xla")
+
+
+def run(path, x, w, u, b, act, renormalize, missing, upstream, dtype, monkeypatch=None):
+    """(y, dx, dw, du, db) of one path, as float64 NumPy (db None without a bias)."""
+    if path == "gpu":
+        monkeypatch.setattr(safeops.dense, "_runs_on_gpu", lambda: True)
+    tensors = [tf.constant(a, dtype) for a in (x, w, u)]
+    if b is not None:
+        tensors.append(tf.constant(b, dtype))
+
+    def step(*args):
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            y = safeops.masked_dense(
+                args[0],
+                args[1],
+                args[3] if len(args) > 3 else None,
+                activation=act,
+                renormalize=renormalize,
+                missing=missing,
+                indicator_kernel=args[2],
+            )
+        return [y, *tape.gradient(y, args, output_gradients=tf.constant(upstream, dtype))]
+
+    if path == "xla":
+        step = tf.function(step, jit_compile=True)
+    out = [t.numpy().astype(np.float64) for t in step(*tensors)]
+    return out + [None] * (5 - len(out))
+
+
+def check(path, shape, n, act, renormalize, missing, dtype, seed, monkeypatch, bias=True):
+    rng = np.random.default_rng(seed)
+    x, w, b = make_inputs(rng, shape, n, inf=missing == "nonfinite")
+    u = rng.normal(size=w.shape)
+    x, w, u = (quantize(a, dtype) for a in (x, w, u))
+    b = quantize(b, dtype) if bias else None
+    upstream = quantize(rng.normal(size=shape[:-1] + (n,)), dtype)
+    ref = reference(x, w, b, act, renormalize, missing, upstream, indicator_kernel=u)
+    names = ("y", "dx", "dw", "du", "db")
+    got = dict(
+        zip(
+            names,
+            run(path, x, w, u, b, act, renormalize, missing, upstream, dtype, monkeypatch),
+            strict=True,
+        )
+    )
+    m = np.isnan(x) if missing == "nan" else ~np.isfinite(x)
+    assert np.all(got["dx"][m] == 0.0), "dx must be exactly 0 at missing entries"
+    for name in names:
+        if got[name] is not None:  # db without a bias
+            assert name == "y" or np.isfinite(got[name]).all(), f"{name} is not finite"
+            assert_close(got[name], ref[name], dtype, name)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+@pytest.mark.parametrize("renormalize", [False, True], ids=["plain", "renorm"])
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_matches_reference(path, dtype, renormalize, act, monkeypatch):
+    check(path, (9, 6), 5, act, renormalize, "nan", dtype, 21, monkeypatch)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("renormalize", [False, True], ids=["plain", "renorm"])
+def test_nonfinite_policy(path, renormalize, monkeypatch):
+    check(path, (12, 7), 4, "tanh", renormalize, "nonfinite", tf.float64, 22, monkeypatch)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("act", ["relu", "gelu"])
+def test_rank3_input(path, act, monkeypatch):
+    check(path, (3, 4, 6), 5, act, True, "nan", tf.float64, 23, monkeypatch)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("renormalize", [False, True], ids=["plain", "renorm"])
+def test_row_with_every_feature_missing(path, renormalize, monkeypatch):
+    """act(b + the sum of U's rows): the indicator term is not scaled by s (which is 0 here
+    under renormalize)."""
+    rng = np.random.default_rng(32)
+    x = rng.normal(size=(4, 5))
+    x[2] = np.nan
+    w, u, b = rng.normal(size=(5, 3)), rng.normal(size=(5, 3)), rng.normal(size=3)
+    y, dx, _, du, db = run(
+        path, x, w, u, b, "sigmoid", renormalize, "nan", np.ones((4, 3)), tf.float64, monkeypatch
+    )
+    np.testing.assert_allclose(y[2], 1.0 / (1.0 + np.exp(-(b + u.sum(axis=0)))), rtol=1e-12)
+    np.testing.assert_array_equal(dx[2], 0.0)
+    dz2 = y[2] * (1.0 - y[2])  # the only row with missing entries
+    np.testing.assert_allclose(du, np.tile(dz2, (5, 1)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_without_bias(path, monkeypatch):
+    check(path, (8, 5), 3, "silu", False, "nan", tf.float32, 24, monkeypatch, bias=False)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("renormalize", [False, True], ids=["plain", "renorm"])
+def test_fully_missing_row_never_missing_and_always_missing_feature(path, renormalize, monkeypatch):
+    rng = np.random.default_rng(25)
+    x = rng.normal(size=(8, 5))
+    x[rng.random(x.shape) < 0.3] = np.nan
+    x[:, 1] = np.nan  # always missing
+    x[3, :] = np.nan  # a row with every feature missing
+    x[:, 0] = rng.normal(size=8)  # never missing (so row 3 misses all but feature 0)
+    w, u, b = rng.normal(size=(5, 3)), rng.normal(size=(5, 3)), rng.normal(size=3)
+    upstream = rng.normal(size=(8, 3))
+    y, dx, dw, du, db = run(
+        path, x, w, u, b, "sigmoid", renormalize, "nan", upstream, tf.float64, monkeypatch
+    )
+    ref = reference(x, w, b, "sigmoid", renormalize, "nan", upstream, indicator_kernel=u)
+    np.testing.assert_array_equal(dx[3, 1:], 0.0)
+    np.testing.assert_array_equal(du[0], 0.0)  # never missing: no indicator gradient
+    np.testing.assert_array_equal(dw[1], 0.0)  # never observed: no weight gradient
+    np.testing.assert_allclose(du[1], db, rtol=1e-12)  # always missing: the bias gradient
+    for got, want in ((y, ref["y"]), (dx, ref["dx"]), (dw, ref["dw"]), (du, ref["du"])):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_is_the_dense_layer_over_the_concatenation():
+    """masked_dense(x, W, b, U) == Dense over concat([xf, m]) with [W; U], values and grads."""
+    rng = np.random.default_rng(26)
+    x, w, b = make_inputs(rng, (16, 6), 4, missing_fraction=0.4)
+    u = rng.normal(size=w.shape)
+    x, w, u, b = (tf.constant(a, tf.float32) for a in (x, w, u, b))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([w, u, b])
+        y = safeops.masked_dense(x, w, b, activation="gelu", indicator_kernel=u)
+        m = tf.math.is_nan(x)
+        xm = tf.concat([tf.where(m, 0.0, x), tf.cast(m, x.dtype)], -1)
+        want = tf.nn.gelu(xm @ tf.concat([w, u], 0) + b, approximate=False)
+    np.testing.assert_allclose(y.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+    for got, exp in zip(tape.gradient(y, [w, u, b]), tape.gradient(want, [w, u, b]), strict=True):
+        np.testing.assert_allclose(got.numpy(), exp.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_numerical_gradient_float64():
+    rng = np.random.default_rng(27)
+    x, w, b = make_inputs(rng, (5, 4), 3)
+    u = rng.normal(size=w.shape)
+    for act in ACTIVATIONS:
+        bias = b + 3.0 if act == "relu" else b  # keep away from relu's kink
+        for renormalize in (False, True):
+
+            def f(wt, ut, bt, act=act, renormalize=renormalize):
+                return safeops.masked_dense(
+                    tf.constant(x), wt, bt, act, renormalize, indicator_kernel=ut
+                )
+
+            theoretical, numerical = tf.test.compute_gradient(
+                f, [tf.constant(w), tf.constant(u), tf.constant(bias)], delta=1e-5
+            )
+            for t, n in zip(theoretical, numerical, strict=True):
+                np.testing.assert_allclose(t, n, rtol=1e-6, atol=1e-7, err_msg=act)
+
+
+def test_x_gradient_numerically_at_observed_entries():
+    rng = np.random.default_rng(28)
+    x, w, b = make_inputs(rng, (4, 5), 2)
+    u = rng.normal(size=w.shape)
+    observed = np.nan_to_num(x, nan=0.5)
+
+    def f(xt):
+        # The NaN positions stay missing: perturbations there must not leak into the output.
+        x_nan = tf.where(tf.math.is_nan(tf.constant(x)), np.nan, xt)
+        return safeops.masked_dense(x_nan, w, b, "tanh", True, indicator_kernel=u)
+
+    theoretical, numerical = tf.test.compute_gradient(f, [tf.constant(observed)], delta=1e-5)
+    np.testing.assert_allclose(theoretical[0], numerical[0], rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("path", ["cpu", "gpu"])
+def test_second_order_through_the_prologue(path, monkeypatch):
+    """d/d(upstream) of sum(dx * c) for a linear layer: (m ? 0 : s * c) @ W (the prologue
+    gradient's own gradient, with the indicator half of its input unused)."""
+    if path == "gpu":
+        monkeypatch.setattr(safeops.dense, "_runs_on_gpu", lambda: True)
+    rng = np.random.default_rng(29)
+    x, w, _ = make_inputs(rng, (6, 4), 3)
+    u, c, g = rng.normal(size=w.shape), rng.normal(size=x.shape), rng.normal(size=(6, 3))
+
+    def fn(xt, wt):
+        return safeops.masked_dense(xt, wt, None, None, True, indicator_kernel=u)
+
+    got = upstream_second_order(
+        fn, [np.nan_to_num(x, nan=0.0), w], g, lambda _, grads: tf.reduce_sum(grads[0] * c)
+    )
+    # x without NaN here (compute_gradient-style): s = 1, nothing missing.
+    np.testing.assert_allclose(got, c @ w, rtol=1e-10)
+
+    with tf.GradientTape() as outer:
+        gt = tf.constant(g)
+        outer.watch(gt)
+        with tf.GradientTape() as inner:
+            xt = tf.constant(x)
+            inner.watch(xt)
+            y = safeops.masked_dense(xt, w, None, None, True, indicator_kernel=u)
+        dx = inner.gradient(y, xt, output_gradients=gt)
+        target = tf.reduce_sum(dx * c)
+    m = np.isnan(x)
+    k = x.shape[1]
+    n_obs = k - m.sum(axis=1, keepdims=True)
+    s = np.where(n_obs > 0, k / np.maximum(n_obs, 1), 0.0)
+    np.testing.assert_allclose(
+        outer.gradient(target, gt).numpy(), np.where(m, 0.0, s * c) @ w, rtol=1e-10
+    )
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_nan_in_indicator_kernel_propagates(path, monkeypatch):
+    """NaN policy: a NaN weight is a numerical failure and shows in every row (0 * NaN)."""
+    rng = np.random.default_rng(30)
+    x, w, b = make_inputs(rng, (6, 4), 3)
+    x[:, 0] = rng.normal(size=6)  # feature 0 never missing: m @ U reaches U[0] as 0 * NaN
+    u = rng.normal(size=w.shape)
+    u[0, 1] = np.nan
+    y = run(path, x, w, u, b, "tanh", False, "nan", np.ones((6, 3)), tf.float64, monkeypatch)[0]
+    assert np.isnan(y[:, 1]).all() and np.isfinite(y[:, [0, 2]]).all()
+
+
+def test_determinism():
+    rng = np.random.default_rng(31)
+    x, w, b = make_inputs(rng, (300, 40), 30)
+    u = rng.normal(size=w.shape)
+    upstream = rng.normal(size=(300, 30))
+    first = run("cpu", x, w, u, b, "gelu", True, "nan", upstream, tf.float32)
+    second = run("cpu", x, w, u, b, "gelu", True, "nan", upstream, tf.float32)
+    for a, c in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, c)
+
+
+def _op_types(fn, *args):
+    return {op.type for op in tf.function(fn).get_concrete_function(*args).graph.get_operations()}
+
+
+def test_path_selection(monkeypatch):
+    """CPU: the prologue op with indicator=True and TF's MatMul; GPU, with U: no safeops op at
+    all (composite TF ops, which have GPU kernels); GPU, without U: the fused op."""
+    x = tf.constant([[1.0, np.nan], [0.5, 2.0]])
+    w = u = tf.ones((2, 3))
+    with_u = _op_types(lambda a: safeops.masked_dense(a, w, None, "relu", indicator_kernel=u), x)
+    assert "Safeops>MaskedDenseInput" in with_u and "MatMul" in with_u
+    graph = tf.function(lambda a: safeops.masked_dense(a, w, indicator_kernel=u))
+    prologue = [
+        op
+        for op in graph.get_concrete_function(x).graph.get_operations()
+        if op.type == "Safeops>MaskedDenseInput"
+    ]
+    assert [op.get_attr("indicator") for op in prologue] == [True]
+    monkeypatch.setattr(safeops.dense, "_runs_on_gpu", lambda: True)
+    gpu_u = _op_types(lambda a: safeops.masked_dense(a, w, None, "relu", indicator_kernel=u), x)
+    assert not any(t.startswith("Safeops>") for t in gpu_u) and "MatMul" in gpu_u
+    gpu_plain = _op_types(lambda a: safeops.masked_dense(a, w, None, "relu"), x)
+    assert "Safeops>MaskedDense" in gpu_plain
+
+
+def test_graph_without_the_indicator_attribute_still_runs():
+    """A graph saved before the indicator attribute existed (no "indicator" in its
+    MaskedDenseInput nodes) imports with the default (False) and computes what it did."""
+    x = np.array([[1.0, np.nan, 3.0], [np.nan, 2.0, 0.5]], np.float32)
+    w = np.arange(6, dtype=np.float32).reshape(3, 2)
+    fn = tf.function(lambda a: safeops.masked_dense(a, w, None, "tanh", True))
+    graph_def = fn.get_concrete_function(tf.TensorSpec([None, 3], tf.float32)).graph.as_graph_def()
+    stripped = 0
+    for node in graph_def.node:
+        if node.op == "Safeops>MaskedDenseInput" and "indicator" in node.attr:
+            del node.attr["indicator"]
+            stripped += 1
+    assert stripped == 1
+    inputs = [n.name for n in graph_def.node if n.op == "Placeholder"]
+    outputs = [n.name for n in graph_def.node if n.op == "Identity"][-1:]
+    imported = tf.compat.v1.wrap_function(
+        lambda: tf.graph_util.import_graph_def(graph_def, name=""), []
+    )
+    run_old = imported.prune(
+        imported.graph.get_tensor_by_name(inputs[0] + ":0"),
+        imported.graph.get_tensor_by_name(outputs[0] + ":0"),
+    )
+    np.testing.assert_allclose(run_old(tf.constant(x)).numpy(), fn(x).numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "u,error",
+    [
+        (np.ones((3, 2), np.float32), ValueError),  # kernel is [4, 2]
+        (np.ones(4, np.float32), ValueError),
+        (np.ones((4, 2), np.float64), TypeError),  # x is float32
+    ],
+)
+def test_bad_indicator_kernel(u, error):
+    x = np.ones((2, 4), np.float32)
+    with pytest.raises(error, match="indicator_kernel"):
+        safeops.masked_dense(x, np.ones((4, 2), np.float32), indicator_kernel=u)
+
+
+def test_indicator_kernel_shape_checked_at_run_time():
+    fn = tf.function(
+        lambda x, w, u: safeops.masked_dense(x, w, indicator_kernel=u),
+        input_signature=[tf.TensorSpec([None, None], tf.float32)] * 3,
+    )
+    x, w = np.ones((2, 4), np.float32), np.ones((4, 2), np.float32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="indicator_kernel"):
+        fn(x, w, np.ones((4, 3), np.float32))
