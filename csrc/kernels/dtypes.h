@@ -168,6 +168,13 @@ struct Traits<bfloat16_t> {
   SAFEOPS_HD static bool is_nonfinite(bfloat16_t v) { return (v.bits & 0x7f80u) == 0x7f80u; }
 };
 
+// Where sums start: -0 is the additive identity of IEEE arithmetic (x + -0 == x for every x,
+// -0 included), +0 is not (-0 + +0 == +0). Started from +0, a sum of -0 terms would be +0.
+template <class A>
+SAFEOPS_HD constexpr A sum_identity() {
+  return -A(0);
+}
+
 // Calls fn(T{}) with the storage type that matches `dtype`; one switch for every dispatch site.
 template <class Fn>
 auto dispatch_float(DType dtype, Fn&& fn) {
