@@ -8,12 +8,19 @@ load, with an exact zero gradient at those entries::
     x = tf.constant([[1.0, float("nan")], [0.5, 2.0]])
     y = safeops.masked_dense(x, kernel, bias, activation="relu")   # finite, and so is d/dW
 
+NaN policy: only a missing input is masked. A NaN in the kernel or the bias, or one made by the
+arithmetic, propagates to the output on every path and for every activation (relu included),
+and a NaN output has a NaN gradient: a diverged unit is never hidden (docs/design.md).
+
 Execution paths, chosen when the op is created (same values, same zero-gradient guarantee):
   * GPU (a GPU is visible and no CPU device scope is active): the fused op Safeops>MaskedDense,
     one CUDA kernel forward and one fused backward.
   * CPU: the row prologue Safeops>MaskedDenseInput (missing mask, count and scale in one pass)
-    composed with TensorFlow's own MatMul, BiasAdd and activation, which grappler fuses into
-    oneDNN's _FusedMatMul; a custom op's contraction runs 1.2-1.33x slower than that.
+    composed with TensorFlow's own MatMul, which oneDNN runs faster than a custom op's
+    contraction could (1.2-1.33x). The bias and activation follow as TensorFlow's BiasAdd and
+    activation, fused into oneDNN's _FusedMatMul by grappler, except relu: oneDNN's relu maps NaN
+    to 0, so relu runs in the epilogue op Safeops>MaskedDenseOutput, whose one-pass backward also
+    sums dbias (benchmarks/RESULTS.md).
   * XLA (`jit_compile=True`): composite TensorFlow ops (where, reduce_sum, matmul).
 """
 
@@ -36,9 +43,24 @@ def _gelu_exact(z):
     return 0.5 * z * (1.0 + tf.math.erf(z * tf.constant(0.7071067811865476, z.dtype)))
 
 
+@tf.custom_gradient
+def _relu(z):
+    """relu as csrc/kernels/activations.h defines it, in TensorFlow ops (for XLA, which runs no
+    custom op): a NaN z stays NaN; the backward passes g where y > 0, an exact 0 where y <= 0
+    (even where g is NaN) and y's NaN where y is NaN."""
+    zero = tf.zeros_like(z)
+    y = tf.where(z <= 0, zero, z)
+
+    def grad(g):
+        return tf.where(y > 0, g, tf.where(y <= 0, zero, y))
+
+    return y, grad
+
+
+# The fused activations in TensorFlow ops: the XLA path, and the CPU path but for relu.
 _TF_ACTIVATIONS = {
     "linear": None,
-    "relu": tf.nn.relu,
+    "relu": _relu,
     "gelu": _gelu_exact,
     "sigmoid": tf.math.sigmoid,
     "tanh": tf.math.tanh,
@@ -100,6 +122,10 @@ def masked_dense(
     dbias = sum over rows of dz, dkernel = xf^T @ (s * dz), dx = m ? 0 : s * (dz @ kernel^T):
     no gradient is ever NaN because of a missing entry.
 
+    Only missing inputs are masked: a NaN in kernel or bias (or one made by the arithmetic, such
+    as inf - inf) gives a NaN output for every activation, relu included, and relu's gradient at
+    a NaN output is NaN (where y <= 0 it is an exact 0, even for a NaN upstream gradient).
+
     Args:
       x: [..., K] float16, bfloat16, float32 or float64 tensor (rank >= 2).
       kernel: [K, N] tensor of x's dtype.
@@ -122,7 +148,7 @@ def masked_dense(
         x, kernel, bias = _validated(x, kernel, bias)
         if in_xla_context():
             y = _composite(x, kernel, bias, act, renormalize, missing, xla=True)
-        elif _runs_on_gpu():
+        elif _runs_on_gpu() or _no_outputs(kernel):
             y = _fused(x, kernel, bias, act, renormalize, missing)
         else:
             y = _composite(x, kernel, bias, act, renormalize, missing, xla=False)
@@ -181,6 +207,13 @@ def _runs_on_gpu():
     return "CPU" not in scope.upper()
 
 
+def _no_outputs(kernel):
+    """A kernel with no columns (N == 0, known when the op is created). TensorFlow 2.21 aborts
+    the process on MatMul + BiasAdd with an empty kernel inside tf.function on CPU (oneDNN's
+    _FusedMatMul cannot create its primitive); the fused op's CPU kernel handles it."""
+    return kernel.shape.rank == 2 and kernel.shape[1] == 0
+
+
 def _fused(x, kernel, bias, act, renormalize, missing):
     if bias is None:
         bias = tf.zeros(tf.shape(kernel)[1:], x.dtype)
@@ -203,6 +236,13 @@ def _composite(x, kernel, bias, act, renormalize, missing, xla):
         z = tf.reshape(z, tf.concat([tf.shape(x)[:-1], tf.shape(kernel)[1:]], 0))
         if x.shape.rank is not None:
             z.set_shape(x.shape[:-1].concatenate(kernel.shape[1:]))
+    if act == "relu" and not xla:
+        # oneDNN's fused relu maps NaN to 0; the epilogue op keeps it (and its one-pass backward
+        # also sums dbias). See benchmarks/RESULTS.md for the measurement behind this choice.
+        if bias is None:
+            bias = tf.zeros(tf.shape(kernel)[1:], x.dtype)
+        y, _ = ops.safeops_masked_dense_output(z, bias, activation="relu")
+        return y
     if bias is not None:
         z = tf.nn.bias_add(z, bias)
     f = _TF_ACTIVATIONS[act]
@@ -232,6 +272,11 @@ def _masked_input_xla(x, renormalize, missing):
     return xs
 
 
+def _activation_attr(op):
+    act = op.get_attr("activation")
+    return act.decode() if isinstance(act, bytes) else act
+
+
 @tf.RegisterGradient("Safeops>MaskedDenseInput")
 def _masked_input_grad(op, grad):
     (x,) = op.inputs
@@ -244,8 +289,7 @@ def _masked_input_grad(op, grad):
 def _masked_dense_grad(op, grad, _grad_pre_activation):
     x, kernel, _ = op.inputs
     y, z = op.outputs
-    act = op.get_attr("activation")
-    act = act.decode() if isinstance(act, bytes) else act
+    act = _activation_attr(op)
     saved = z if act in _SAVES_PRE_ACTIVATION else y if act != "linear" else z
     dx, dkernel, dbias = ops.safeops_masked_dense_grad(
         x,
@@ -257,6 +301,14 @@ def _masked_dense_grad(op, grad, _grad_pre_activation):
         missing=op.get_attr("missing"),
     )
     return [dx, dkernel, dbias]
+
+
+@tf.RegisterGradient("Safeops>MaskedDenseOutput")
+def _masked_output_grad(op, grad, _grad_pre_activation):
+    act = _activation_attr(op)
+    y, z = op.outputs
+    saved = z if act in _SAVES_PRE_ACTIVATION else y
+    return ops.safeops_masked_dense_output_grad(saved, grad, activation=act)
 
 
 @tf.RegisterGradient("Safeops>MaskedDenseInputGrad")
