@@ -41,6 +41,13 @@ SAFEOPS_HD constexpr Saved saved_for(Activation a) {
                                                               : Saved::kOutput;
 }
 
+// A power of two at least max |act'(z)| (linear, relu, tanh: 1; sigmoid: 1/4; gelu: 1.13;
+// silu: 1.10): |g * act'| <= derivative_bound(a) * |g|. The CUDA backward stores
+// dz / derivative_bound in the dtype, so that no upstream gradient the dtype can hold overflows it.
+SAFEOPS_HD constexpr int derivative_bound(Activation a) {
+  return a == Activation::kGelu || a == Activation::kSilu ? 2 : 1;
+}
+
 namespace act_math {
 SAFEOPS_HD float erf_(float v) { return erff(v); }
 SAFEOPS_HD double erf_(double v) { return erf(v); }

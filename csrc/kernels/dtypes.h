@@ -104,15 +104,17 @@ SAFEOPS_HD std::uint16_t float_to_bf16_bits(float value) {
   return static_cast<std::uint16_t>(f >> 16);
 }
 
-// Traits<T>: accumulation type, conversions and missing-value tests. The tests for the
+// Traits<T>: accumulation type, conversions, missing-value tests and range. The tests for the
 // 16-bit types work on the bits (no conversion): NaN is exponent all-ones with a non-zero
-// mantissa, non-finite is exponent all-ones.
+// mantissa, non-finite is exponent all-ones. kMaxExp: the largest finite value lies in
+// [2^kMaxExp, 2^(kMaxExp + 1)).
 template <class T>
 struct Traits;
 
 template <>
 struct Traits<float> {
   using Acc = float;
+  static constexpr int kMaxExp = 127;
   SAFEOPS_HD static float to_acc(float v) { return v; }
   SAFEOPS_HD static float from_acc(float v) { return v; }
   SAFEOPS_HD static bool is_nan(float v) { return v != v; }
@@ -124,6 +126,7 @@ struct Traits<float> {
 template <>
 struct Traits<double> {
   using Acc = double;
+  static constexpr int kMaxExp = 1023;
   SAFEOPS_HD static double to_acc(double v) { return v; }
   SAFEOPS_HD static double from_acc(double v) { return v; }
   SAFEOPS_HD static bool is_nan(double v) { return v != v; }
@@ -135,6 +138,7 @@ struct Traits<double> {
 template <>
 struct Traits<half_t> {
   using Acc = float;
+  static constexpr int kMaxExp = 15;
   SAFEOPS_HD static float to_acc(half_t v) {
 #if defined(__CUDA_ARCH__)
     return __half2float(bit_cast<__half>(v));
@@ -156,6 +160,7 @@ struct Traits<half_t> {
 template <>
 struct Traits<bfloat16_t> {
   using Acc = float;
+  static constexpr int kMaxExp = 127;
   SAFEOPS_HD static float to_acc(bfloat16_t v) { return bf16_bits_to_float(v.bits); }
   SAFEOPS_HD static bfloat16_t from_acc(float v) {
 #if defined(__CUDA_ARCH__)

@@ -20,7 +20,7 @@ Execution paths, chosen when the op is created (same values, same zero-gradient 
     contraction could (1.2-1.33x). The bias and activation follow as TensorFlow's BiasAdd and
     activation, fused into oneDNN's _FusedMatMul by grappler, except relu: oneDNN's relu maps NaN
     to 0, so relu runs in the epilogue op Safeops>MaskedDenseOutput, whose one-pass backward also
-    sums dbias (benchmarks/RESULTS.md).
+    sums dbias (benchmarks/RESULTS.md). float16 computes in float32 (see _composite).
   * XLA (`jit_compile=True`): composite TensorFlow ops (where, reduce_sum, matmul).
 """
 
@@ -224,6 +224,23 @@ def _fused(x, kernel, bias, act, renormalize, missing):
 
 
 def _composite(x, kernel, bias, act, renormalize, missing, xla):
+    if x.dtype == tf.float16:
+        # float16's range (65504) is too narrow for the composite's intermediates: xs = s * xf
+        # (s reaches K) and dz (gelu' and silu' exceed 1) could overflow where y and the
+        # gradients are representable. The step runs in float32, the accumulation type, with one
+        # rounding of y (and of each gradient) to float16. On CPU this also runs faster than
+        # TensorFlow's float16 MatMul (benchmarks/RESULTS.md). bfloat16 has float32's range.
+        bias = None if bias is None else tf.cast(bias, tf.float32)
+        y = _composite(
+            tf.cast(x, tf.float32),
+            tf.cast(kernel, tf.float32),
+            bias,
+            act,
+            renormalize,
+            missing,
+            xla,
+        )
+        return tf.cast(y, x.dtype)
     if xla:
         xs = _masked_input_xla(x, renormalize, missing)
     else:
@@ -266,9 +283,12 @@ def _masked_input_xla(x, renormalize, missing):
     m = _checks.missing_mask(x, missing)
     xs = tf.where(m, tf.zeros_like(x), x)  # a select: the gradient at m is an exact zero
     if renormalize:
-        k = tf.cast(tf.shape(x)[-1], x.dtype)
-        n_obs = k - tf.reduce_sum(tf.cast(m, x.dtype), axis=-1, keepdims=True)
-        xs = xs * tf.where(n_obs > 0, k / tf.maximum(n_obs, 1), tf.zeros_like(n_obs))
+        # Counted and scaled in the accumulation type (bfloat16 holds integers only to 256).
+        acc = tf.float64 if x.dtype == tf.float64 else tf.float32
+        k = tf.cast(tf.shape(x)[-1], acc)
+        n_obs = k - tf.reduce_sum(tf.cast(m, acc), axis=-1, keepdims=True)
+        s = tf.where(n_obs > 0, k / tf.maximum(n_obs, 1), tf.zeros_like(n_obs))
+        xs = tf.cast(tf.cast(xs, acc) * s, x.dtype)
     return xs
 
 
