@@ -97,11 +97,13 @@ SAFEOPS_HD float bf16_bits_to_float(std::uint16_t b) {
   return bit_cast<float>(static_cast<std::uint32_t>(b) << 16);
 }
 
+// Round to nearest even; a NaN keeps its sign and top payload bits and is made quiet. Both
+// results are computed and one selected, so that loops over this vectorise.
 SAFEOPS_HD std::uint16_t float_to_bf16_bits(float value) {
-  std::uint32_t f = bit_cast<std::uint32_t>(value);
-  if ((f & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((f >> 16) | 0x40u);
-  f += 0x7fffu + ((f >> 16) & 1u);
-  return static_cast<std::uint16_t>(f >> 16);
+  const std::uint32_t f = bit_cast<std::uint32_t>(value);
+  const std::uint32_t nan = (f >> 16) | 0x40u;
+  const std::uint32_t rounded = (f + 0x7fffu + ((f >> 16) & 1u)) >> 16;
+  return static_cast<std::uint16_t>((f & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
 }
 
 // Traits<T>: accumulation type, conversions, missing-value tests and range. The tests for the
