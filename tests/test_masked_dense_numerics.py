@@ -13,6 +13,10 @@ from dense_reference import masked_dense as reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nan_bits import nan_bits, random_nan_bits, with_nans
+from tf_grads import upstream_second_order
+
+import safeops
+from safeops import native
 
 DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 DTYPE_IDS = [d.name for d in DTYPES]
@@ -166,9 +170,6 @@ def test_every_nan_encoding_is_missing(path, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("missing", ["nan", "nonfinite"])
 def test_every_nan_encoding_is_missing_for_fill_missing(dtype, missing):
-    import safeops
-    from safeops import native
-
     bits = nan_bits(dtype.name)
     x = with_nans(
         np.arange(len(bits) + 2).astype(np_dtype(dtype)), np.arange(len(bits) + 2) > 1, bits
@@ -231,7 +232,8 @@ def dense_case(draw):
     """Random shapes at and around the kernels' tile edges, random missingness with fully missing
     rows and never-observed features, random NaN encodings."""
     rows = draw(st.sampled_from([0, 1, 2, 63, 127, 128, 129]))
-    K = draw(st.sampled_from([1, 2, 63, 64, 65]))
+    # K * (1 / K) != 1 in float32 for K = 41 and in float64 for K = 49.
+    K = draw(st.sampled_from([1, 2, 41, 49, 63, 64, 65]))
     N = draw(st.sampled_from([1, 3, 63, 64, 65, 129]))
     dtype = draw(st.sampled_from(DTYPES))
     act = draw(st.sampled_from(ACTIVATIONS))
@@ -281,6 +283,29 @@ def test_properties(case, path):
         assert_close(got.astype(np.float64), want[name], 2 * RTOL[dtype], name)
 
 
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("act", ["relu", "gelu"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_options_that_change_nothing_change_no_bit(path, act, dtype):
+    """renormalize on rows without missing entries (s = K / K = 1; K * (1 / K) is not 1 for
+    K = 41 in float32 or K = 49 in float64) and "nonfinite" on data without Inf give exactly
+    the results of the defaults."""
+    rng = np.random.default_rng(4)
+    K = 49 if dtype == tf.float64 else 41
+    x = quantize(rng.normal(size=(30, K)), dtype)
+    w, b = rng.normal(size=(K, 7)) / 7, rng.normal(size=7)
+    g = rng.normal(size=(30, 7))
+    same = run(path, x, w, b, act, False, "nan", g, dtype, raw=True)
+    for a, c in zip(same, run(path, x, w, b, act, True, "nan", g, dtype, raw=True), strict=True):
+        np.testing.assert_array_equal(bits_of(a), bits_of(c), err_msg="renormalize, s = 1")
+    x[rng.random(x.shape) < 0.3] = np.nan
+    for renormalize in (False, True):
+        nan = run(path, x, w, b, act, renormalize, "nan", g, dtype, raw=True)
+        other = run(path, x, w, b, act, renormalize, "nonfinite", g, dtype, raw=True)
+        for a, c in zip(nan, other, strict=True):
+            np.testing.assert_array_equal(bits_of(a), bits_of(c), err_msg="nonfinite")
+
+
 @pytest.mark.parametrize("path", ["eager", "graph", "fused"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_deterministic(path, dtype):
@@ -294,3 +319,27 @@ def test_deterministic(path, dtype):
     for again in runs[1:]:
         for a, c in zip(runs[0], again, strict=True):
             np.testing.assert_array_equal(bits_of(a), bits_of(c))
+
+
+@pytest.mark.parametrize("path", ["eager", "graph"])
+def test_second_order_through_relu_matches_tensorflow(path):
+    """d/d(upstream) of |dW|^2 + |db|^2 through the CPU relu epilogue, against plain TensorFlow
+    on clean data (relu'' = 0: the gradient of the gradient is the same select)."""
+    rng = np.random.default_rng(5)
+    x, w, b = rng.normal(size=(12, 5)), rng.normal(size=(5, 4)), rng.normal(size=4)
+    g = rng.normal(size=(12, 4))
+
+    def combine(inputs, grads):
+        return tf.reduce_sum(grads[1] ** 2) + tf.reduce_sum(grads[2] ** 2)
+
+    def ours(xt, wt, bt):
+        return safeops.masked_dense(xt, wt, bt, activation="relu")
+
+    def plain(xt, wt, bt):
+        return tf.nn.relu(tf.matmul(xt, wt) + bt)
+
+    def second(fn):
+        fn = tf.function(fn) if path == "graph" else fn
+        return upstream_second_order(fn, [x, w, b], g, combine)
+
+    np.testing.assert_allclose(second(ours), second(plain), rtol=1e-12)

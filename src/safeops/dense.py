@@ -331,6 +331,23 @@ def _masked_output_grad(op, grad, _grad_pre_activation):
     return ops.safeops_masked_dense_output_grad(saved, grad, activation=act)
 
 
+@tf.RegisterGradient("Safeops>MaskedDenseOutputGrad")
+def _masked_output_grad_grad(op, grad_dz, grad_db):
+    # dz = g * act'(saved) and db = sum_rows(dz) are linear in g: their derivative with respect
+    # to g is the same map applied to grad_dz + grad_db. With respect to saved it is
+    # g * act''(saved), 0 (almost everywhere) for linear and relu, the only activations the CPU
+    # path runs through this op.
+    act = _activation_attr(op)
+    if act not in ("linear", "relu"):
+        raise LookupError(f"masked_dense: no second derivative of the {act} epilogue op")
+    saved, g = op.inputs
+    upstream = tf.zeros_like(g) if grad_dz is None else grad_dz
+    if grad_db is not None:
+        upstream = upstream + grad_db  # [N], broadcast over the rows
+    dg, _ = ops.safeops_masked_dense_output_grad(saved, upstream, activation=act)
+    return [None, dg]
+
+
 @tf.RegisterGradient("Safeops>MaskedDenseInputGrad")
 def _masked_input_grad_grad(op, grad):
     # grad_x = m ? 0 : s * grad is linear in grad: its derivative is the same masked scaling.
