@@ -24,7 +24,8 @@ inline int grid_for(int64 work_items, int threads = kThreads) {
 inline int launch_status() { return static_cast<int>(cudaGetLastError()); }
 
 // Sum over the block in a fixed order (shuffle tree, then the warp sums by warp 0). The result
-// is valid in thread 0. blockDim.x must be a multiple of 32, at most 1024.
+// is valid in thread 0. blockDim.x must be a multiple of 32, at most 1024. Threads without terms
+// pass sum_identity() (-0), so that a sum of -0 terms stays -0.
 template <class Acc>
 __device__ Acc block_sum(Acc v) {
   __shared__ Acc warp_sums[32];
@@ -34,7 +35,7 @@ __device__ Acc block_sum(Acc v) {
   __syncthreads();
   if (warp == 0) {
     const int nwarps = blockDim.x >> 5;
-    v = lane < nwarps ? warp_sums[lane] : Acc(0);
+    v = lane < nwarps ? warp_sums[lane] : sum_identity<Acc>();
     for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
   }
   __syncthreads();  // warp_sums may be reused by a following call

@@ -6,24 +6,35 @@
 // for gelu/silu) with 16-byte stores. No workspace.
 //
 // Backward: dz is computed once, by an elementwise pre-pass, rather than inside the two GEMMs'
-// operand loads. dz is an operand of both GEMMs (dx = dz @ W^T and dW = xf^T @ dz): fused loads
-// would read g and the saved tensor twice and evaluate act' (erf/exp for gelu and silu) once per
-// column tile of each GEMM; the pre-pass reads them once, evaluates act' once, and leaves one
-// [rows, N] operand ds = s * dz, which makes both GEMMs plain:
-//   dx = m ? 0 : ds @ W^T      (s * (dz @ W^T) == (s * dz) @ W^T)
-//   dW = xf^T @ ds
+// operand loads. dz is an operand of both GEMMs (dx = s * (dz @ W^T) and dW = xf^T @ (s * dz)):
+// fused loads would read g and the saved tensor twice and evaluate act' (erf/exp for gelu and
+// silu) once per column tile of each GEMM; the pre-pass reads them once, evaluates act' once,
+// and leaves one [rows, N] operand ds in the dtype, which the tensor cores take as it is.
+//
+// ds must not overflow where dx and dW are representable (docs/design.md). s * dz can: with
+// renormalisation s = K / n_obs reaches K, and loss scaling puts g near the top of float16's
+// range. So the power of two 2^a nearest above s moves onto x, where it is exact, and the
+// activation's derivative bound c (derivative_bound, 1 or 2) is taken out of dz:
+//   ds = s * dz / (c * 2^a)                  |ds| <= |g|: never overflows
+//   dx = m ? 0 : (c * 2^a) * (ds @ W^T)      in the accumulation type (epilogue)
+//   dW = c * ((2^a * xf)^T @ ds)             2^a * xf exact: a is lowered (per row) until
+//                                            2^a * max|xf| < 2^kMaxExp
+// ds is rounded once (relative error 2^-11 in float16, as s * dz was). Only a row whose x is too
+// large to take all of 2^a keeps a factor s / 2^a > 1 in ds; its ds can overflow only where a
+// single term |x s dz| of dW exceeds 2^(2 kMaxExp - 1) (float16: 2^29, 8192 times its range).
 // The pre-pass also sums dz (unscaled, in the accumulation type) over row chunks: db's partial
 // sums. For linear without renormalisation ds is g itself and the pre-pass only sums.
-//   1. row_scale_kernel (renormalize only): s per row -> workspace
+//   1. row_scale_kernel (renormalize only): s / (c 2^a) and 2^a per row -> workspace
 //   2. dz_kernel: ds -> workspace, db partials -> workspace
-//   3. dx_kernel: GEMM ds @ W^T, epilogue m ? 0 : acc (x re-read for m)
-//   4. dw_kernel: GEMM xf^T @ ds per (row chunk, output tile) -> partials in workspace
-//   5. reduce_kernel: dW and db from their partials, chunks summed in a fixed order
+//   3. dx_kernel: GEMM ds @ W^T, epilogue m ? 0 : c 2^a acc (x re-read for m)
+//   4. dw_kernel: GEMM (2^a xf)^T @ ds per (row chunk, output tile) -> partials in workspace
+//   5. reduce_kernel: dW (times c) and db from their partials, chunks summed in a fixed order
 // The row chunks depend on the shape only, so results are bit-identical run to run and GPU to
 // GPU of the same architecture; no float atomics anywhere.
-// Backward workspace (backward_layout, 256-byte aligned parts): s [rows] (renormalize only),
-// ds [rows, N] in the dtype (absent when ds is g), dW partials [dW chunks, K, N] and db
-// partials [dz chunks, N] in the accumulation type. ds makes it about the size of g.
+// Backward workspace (backward_layout, 256-byte aligned parts): s / (c 2^a) [rows] and 2^a
+// [rows] (renormalize only) in the accumulation type, ds [rows, N] in the dtype (absent when ds
+// is g), dW partials [dW chunks, K, N] and db partials [dz chunks, N] in the accumulation type.
+// ds makes it about the size of g.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -231,7 +242,7 @@ struct BackwardLayout {
   DzShape dzs;       // pre-pass block shape
   int64 dw_tiles_n;  // dW output tiles along N (and dw_tiles in total)
   int64 dw_tiles;
-  std::size_t scale, ds, dw_partial, db_partial, total;  // byte offsets, total size
+  std::size_t ds_scale, x_scale, ds, dw_partial, db_partial, total;  // byte offsets, size
 };
 
 BackwardLayout backward_layout(const MaskedDenseArgs& a) {
@@ -247,8 +258,11 @@ BackwardLayout backward_layout(const MaskedDenseArgs& a) {
   l.dzs = dz_shape(a.dtype, a.N);
   l.dz = make_split(a.rows, l.dzs.strips, kDzTargetBlocks, kMinDzChunkRows);
   std::size_t off = 0;
-  l.scale = off;
-  off += a.renormalize ? round_up(static_cast<std::size_t>(a.rows) * acc) : 0;
+  const std::size_t per_row = a.renormalize ? round_up(static_cast<std::size_t>(a.rows) * acc) : 0;
+  l.ds_scale = off;
+  off += per_row;
+  l.x_scale = off;
+  off += per_row;
   l.ds = off;
   off += l.ds_is_g ? 0 : round_up(static_cast<std::size_t>(a.rows * a.N) * t);
   l.dw_partial = off;
@@ -262,11 +276,24 @@ BackwardLayout backward_layout(const MaskedDenseArgs& a) {
 // ---------------------------------------------------------------------------------------
 // Backward kernels
 
-// s per row, one warp per row.
+// The exponent a of 2^a, the factor the backward moves from s * dz onto x (see the top of this
+// file): the least a with s <= 2^a, lowered until 2^a * xmax < 2^kMaxExp (xmax: the row's
+// largest observed |x|), never below 0. Per row, so double costs nothing.
+template <class T>
+__device__ int x_exponent(double s, double xmax) {
+  if (!(s > 1.0)) return 0;  // s is 0 (nothing observed) or 1
+  int a = ilogb(s);
+  if (s > ldexp(1.0, a)) ++a;
+  // xmax < 2^(ilogb(xmax) + 1), so 2^a xmax < 2^kMaxExp; an Inf x (data under "nan") gives 0.
+  if (xmax > 0.0) a = min(a, Traits<T>::kMaxExp - 1 - ilogb(xmax));
+  return max(a, 0);
+}
+
+// Per row, one warp per row: s / (c 2^a) (ds_scale, c = derivative_bound) and 2^a (x_scale).
 template <class T>
 __global__ void __launch_bounds__(kThreads)
-    row_scale_kernel(const T* x, int64 rows, int64 K, bool nonfinite, bool vec,
-                     typename Traits<T>::Acc* scale) {
+    row_scale_kernel(const T* x, int64 rows, int64 K, bool nonfinite, bool vec, int c,
+                     typename Traits<T>::Acc* ds_scale, typename Traits<T>::Acc* x_scale) {
   using Acc = typename Traits<T>::Acc;
   using V = Vec<T>;
   const int lane = threadIdx.x % 32;
@@ -274,14 +301,29 @@ __global__ void __launch_bounds__(kThreads)
   for (int64 r = (static_cast<int64>(blockIdx.x) * blockDim.x + threadIdx.x) / 32; r < rows;
        r += warps) {
     int n = 0;
+    Acc xmax = Acc(0);
     for (int64 k = lane * V::N; k < K; k += 32 * V::N) {
       const int cnt = static_cast<int>(min(static_cast<int64>(V::N), K - k));
       const uint4 v = V::load(x + r * K + k, cnt, vec);
 #pragma unroll
-      for (int e = 0; e < V::N; ++e) n += (e < cnt && md::missing_bits<T>(V::get(v, e), nonfinite));
+      for (int e = 0; e < V::N; ++e) {
+        const bool m = md::missing_bits<T>(V::get(v, e), nonfinite);
+        n += (e < cnt && m);
+        // Zeros past cnt do not change the maximum.
+        const Acc xv = Traits<T>::to_acc(bit_cast<T>(V::get(v, e)));
+        xmax = m ? xmax : max(xmax, xv < Acc(0) ? -xv : xv);
+      }
     }
-    for (int off = 16; off > 0; off >>= 1) n += __shfl_xor_sync(0xffffffffu, n, off);
-    if (lane == 0) scale[r] = md::renorm_scale<Acc>(K, K - n);
+    for (int off = 16; off > 0; off >>= 1) {
+      n += __shfl_xor_sync(0xffffffffu, n, off);
+      xmax = max(xmax, __shfl_xor_sync(0xffffffffu, xmax, off));
+    }
+    if (lane == 0) {
+      const Acc s = md::renorm_scale<Acc>(K, K - n);
+      const Acc p = static_cast<Acc>(ldexp(1.0, x_exponent<T>(s, xmax)));
+      ds_scale[r] = s / (static_cast<Acc>(c) * p);  // exact: c p is a power of two
+      x_scale[r] = p;
+    }
   }
 }
 
@@ -289,18 +331,19 @@ template <class T>
 struct DzParams {
   using Acc = typename Traits<T>::Acc;
   const T* g;
-  const T* saved;    // null for linear
-  const Acc* scale;  // null without renormalisation
-  T* ds;             // written when kWriteDs
-  Acc* db_partial;   // [dz chunks, N]
+  const T* saved;       // null for linear
+  const Acc* ds_scale;  // s / (c 2^a) per row; null without renormalisation: 1 / c
+  Acc inv_c;
+  T* ds;            // written when kWriteDs
+  Acc* db_partial;  // [dz chunks, N]
   int64 rows, N, rows_per_chunk;
   int tcol, strips;
   bool vec;
 };
 
-// ds = s * act'(saved) * g over one (row chunk, column strip), and the chunk's column sums of
-// dz. Threads (ty, tx): tx walks 16-byte column groups, ty rows; 4 rows are loaded before any
-// is used, to keep enough loads in flight.
+// ds = s / (c 2^a) * act'(saved) * g over one (row chunk, column strip), and the chunk's column
+// sums of dz. Threads (ty, tx): tx walks 16-byte column groups, ty rows; 4 rows are loaded
+// before any is used, to keep enough loads in flight.
 template <class T, Activation kAct, bool kWriteDs>
 __global__ void __launch_bounds__(kThreads) dz_kernel(const DzParams<T> p) {
   using Acc = typename Traits<T>::Acc;
@@ -337,7 +380,7 @@ __global__ void __launch_bounds__(kThreads) dz_kernel(const DzParams<T> p) {
     for (int u = 0; u < kUnroll; ++u) {
       const int64 ru = r + u * trows;
       if (ru >= r_end || cnt == 0) break;
-      const Acc s = p.scale != nullptr ? p.scale[ru] : Acc(1);
+      const Acc s = p.ds_scale != nullptr ? p.ds_scale[ru] : p.inv_c;
       T out[kV];
 #pragma unroll
       for (int e = 0; e < kV; ++e) {
@@ -365,15 +408,18 @@ __global__ void __launch_bounds__(kThreads) dz_kernel(const DzParams<T> p) {
 
 template <class T>
 struct DxParams {
+  using Acc = typename Traits<T>::Acc;
   const T* ds;
   const T* w;
   const T* x;
+  const Acc* x_scale;  // 2^a per row; null without renormalisation: 1
+  Acc c;
   T* dx;
   int64 rows, K, N, tiles_n;
   bool nonfinite, vec_ds, vec_w, vec_x;
 };
 
-// dx = m ? 0 : ds @ W^T.
+// dx = m ? 0 : c 2^a (ds @ W^T).
 template <class T, int BM, int BN, bool kTC>
 __global__ void __launch_bounds__(kGemmThreads, (BlockGemm<T, BM, BN, true, true, kTC>::kMinBlocks))
     dx_kernel(const DxParams<T> p) {
@@ -397,11 +443,12 @@ __global__ void __launch_bounds__(kGemmThreads, (BlockGemm<T, BM, BN, true, true
     const int cnt = static_cast<int>(min(static_cast<int64>(kOV), p.K - col));
     const int64 off = row * p.K + col;
     const uint4 xv = V::load(p.x + off, cnt, p.vec_x);
+    const Acc f = p.x_scale != nullptr ? p.c * p.x_scale[row] : p.c;  // a power of two: exact
     T out[kOV];
 #pragma unroll
     for (int e = 0; e < kOV; ++e) {
       out[e] = md::missing_bits<T>(V::get(xv, e), p.nonfinite) ? bit_cast<T>(Bits<T>(0))
-                                                               : Traits<T>::from_acc(v[e]);
+                                                               : Traits<T>::from_acc(f * v[e]);
     }
     md::store_elems(p.dx + off, out, cnt, p.vec_x);
   });
@@ -411,13 +458,14 @@ template <class T>
 struct DwParams {
   using Acc = typename Traits<T>::Acc;
   const T* x;
+  const Acc* x_scale;  // 2^a per row (null: 1)
   const T* ds;
   Acc* partial;  // [dW chunks, K, N]
   int64 rows, K, N, tiles_n, tiles, rows_per_chunk;
   bool nonfinite, vec_x, vec_ds, vec_partial;
 };
 
-// Partial dW of one row chunk and output tile: xf[chunk]^T @ ds[chunk].
+// Partial dW of one row chunk and output tile: (2^a xf[chunk])^T @ ds[chunk].
 template <class T, int BM, int BN, bool kTC>
 __global__ void __launch_bounds__(kGemmThreads,
                                   (BlockGemm<T, BM, BN, false, false, kTC>::kMinBlocks))
@@ -433,7 +481,7 @@ __global__ void __launch_bounds__(kGemmThreads,
   const int64 k0 = chunk * p.rows_per_chunk, k_end = min(p.rows, k0 + p.rows_per_chunk);
   typename G::Mma mma;
   int unused[G::LoaderA::kPer];
-  const typename G::Operand a{p.x, p.K, m0, p.K, p.vec_x};
+  const typename G::Operand a{p.x, p.K, m0, p.K, p.vec_x, p.x_scale};
   const typename G::Operand b{p.ds, p.N, n0, p.N, p.vec_ds};
   G::template mainloop<md::MaskA::kSelect>(mma, smem, a, b, k0, k_end, p.nonfinite, unused);
 
@@ -449,22 +497,22 @@ __global__ void __launch_bounds__(kGemmThreads,
   });
 }
 
-// dW[k, n] = sum over dW chunks, db[n] = sum over dz chunks, each in chunk order.
+// dW[k, n] = c * sum over dW chunks, db[n] = sum over dz chunks, each in chunk order.
 template <class T>
 __global__ void __launch_bounds__(kThreads)
     reduce_kernel(const typename Traits<T>::Acc* dw_partial, int64 dw_chunks,
                   const typename Traits<T>::Acc* db_partial, int64 db_chunks, int64 KN, int64 N,
-                  T* dw, T* db) {
+                  typename Traits<T>::Acc c, T* dw, T* db) {
   using Acc = typename Traits<T>::Acc;
   const int64 total = KN + (db != nullptr ? N : 0);
   for (int64 e = static_cast<int64>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
        e += static_cast<int64>(gridDim.x) * blockDim.x) {
     Acc s = Acc(0);
     if (e < KN) {
-      for (int64 c = 0; c < dw_chunks; ++c) s += dw_partial[c * KN + e];
-      dw[e] = Traits<T>::from_acc(s);
+      for (int64 q = 0; q < dw_chunks; ++q) s += dw_partial[q * KN + e];
+      dw[e] = Traits<T>::from_acc(c * s);
     } else {
-      for (int64 c = 0; c < db_chunks; ++c) s += db_partial[c * N + (e - KN)];
+      for (int64 q = 0; q < db_chunks; ++q) s += db_partial[q * N + (e - KN)];
       db[e - KN] = Traits<T>::from_acc(s);
     }
   }
@@ -479,25 +527,37 @@ int backward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* 
   const bool nonfinite = args.missing == Missing::kNonFinite;
   char* ws = static_cast<char*>(workspace);
 
-  // 1. s per row
-  Acc* scale = nullptr;
+  // 1. s / (c 2^a) and 2^a per row
+  const int c = derivative_bound(args.activation);
+  Acc* ds_scale = nullptr;
+  Acc* x_scale = nullptr;
   if (args.renormalize) {
-    scale = reinterpret_cast<Acc*>(ws + l.scale);
-    row_scale_kernel<<<grid_for(rows * 32), kThreads, 0, stream>>>(x, rows, K, nonfinite,
-                                                                   vec_ok(x, K), scale);
+    ds_scale = reinterpret_cast<Acc*>(ws + l.ds_scale);
+    x_scale = reinterpret_cast<Acc*>(ws + l.x_scale);
+    row_scale_kernel<<<grid_for(rows * 32), kThreads, 0, stream>>>(
+        x, rows, K, nonfinite, vec_ok(x, K), c, ds_scale, x_scale);
     if (int e = launch_status()) return e;
   }
 
-  // 2. ds = s * dz and db's partial sums
+  // 2. ds = s / (c 2^a) * dz and db's partial sums
   T* ds_buf = l.ds_is_g ? nullptr : reinterpret_cast<T*>(ws + l.ds);
   const T* ds = l.ds_is_g ? g : ds_buf;
   Acc* db_partial = reinterpret_cast<Acc*>(ws + l.db_partial);
   {
     const bool vec = vec_ok(g, N) && (saved == nullptr || vec_ok(saved, N)) &&
                      (ds_buf == nullptr || vec_ok(ds_buf, N));
-    const DzParams<T> p{g,          saved,        scale, ds_buf,
-                        db_partial, rows,         N,     l.dz.rows_per_chunk,
-                        l.dzs.tcol, l.dzs.strips, vec};
+    const DzParams<T> p{g,
+                        saved,
+                        ds_scale,
+                        Acc(1) / static_cast<Acc>(c),
+                        ds_buf,
+                        db_partial,
+                        rows,
+                        N,
+                        l.dz.rows_per_chunk,
+                        l.dzs.tcol,
+                        l.dzs.strips,
+                        vec};
     int grid = 0;
     if (int e = launch_grid(l.dz.chunks * l.dzs.strips, &grid)) return e;
     if (l.ds_is_g) {
@@ -519,6 +579,8 @@ int backward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* 
         const DxParams<T> p{ds,
                             w,
                             x,
+                            x_scale,
+                            static_cast<Acc>(c),
                             dx,
                             rows,
                             K,
@@ -542,6 +604,7 @@ int backward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* 
       return with_tiles<T, 64, 128>(weight_tiles(args.dtype, K), [&](auto bm, auto bn) {
         constexpr int BM = decltype(bm)::value, BN = decltype(bn)::value;
         const DwParams<T> p{x,
+                            x_scale,
                             ds,
                             dw_partial,
                             rows,
@@ -568,7 +631,7 @@ int backward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* 
   const int64 outputs = K * N + (db != nullptr ? N : 0);
   reduce_kernel<T><<<grid_for(outputs), kThreads, 0, stream>>>(
       reinterpret_cast<const Acc*>(ws + l.dw_partial), l.dw.chunks, db_partial, l.dz.chunks, K * N,
-      N, dw, db);
+      N, static_cast<Acc>(c), dw, db);
   return launch_status();
 }
 

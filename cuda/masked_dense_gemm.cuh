@@ -163,6 +163,19 @@ struct TileLoader {
     return n;
   }
 
+  // Multiplies the elements of vector j by f, a power of two that keeps them finite (the
+  // caller's choice): exact.
+  template <class Acc>
+  __device__ void scale(int j, Acc f) {
+    Bits<T> b[V::N];
+#pragma unroll
+    for (int i = 0; i < V::N; ++i) {
+      const Acc e = Traits<T>::to_acc(bit_cast<T>(V::get(v[j], i)));
+      b[i] = bit_cast<Bits<T>>(Traits<T>::from_acc(e * f));
+    }
+    v[j] = V::pack(b);
+  }
+
   __device__ void store(T* s, int lds) const {
 #pragma unroll
     for (int j = 0; j < kPer; ++j) {
@@ -432,12 +445,15 @@ struct BlockGemm {
   }
 
   // One global operand: the row-major matrix p with leading dimension ld; the tile's outer
-  // range starts at o0 and is valid below o_end.
+  // range starts at o0 and is valid below o_end. k_scale (A only, outer-contiguous only): a
+  // power of two per reduction index that A's elements are multiplied by on their way to shared
+  // memory (null: none).
   struct Operand {
     const T* p;
     int64 ld;
     int64 o0, o_end;
     bool vec;
+    const Acc* k_scale = nullptr;
   };
 
   // acc = A[o-range of a, k0:k_end] @ B[k0:k_end, o-range of b]. With MaskA::kCount, missing[j]
@@ -452,8 +468,10 @@ struct BlockGemm {
 #pragma unroll
     for (int j = 0; j < LoaderA::kPer; ++j) missing[j] = 0;
     const int64 steps = k_end > k0 ? (k_end - k0 + BK - 1) / BK : 0;
+    int64 k_fetched = k0;  // reduction offset of the step in the loaders
     auto fetch = [&](int64 s) {
       const int64 k = k0 + s * BK;
+      k_fetched = k;
       TA::load(la, a.p, a.ld, a.o0, a.o_end, k, k_end, a.vec);
       TB::load(lb, b.p, b.ld, b.o0, b.o_end, k, k_end, b.vec);
     };
@@ -461,6 +479,15 @@ struct BlockGemm {
       if constexpr (kMask != MaskA::kNone) {
 #pragma unroll
         for (int j = 0; j < LoaderA::kPer; ++j) missing[j] += la.mask(j, nonfinite);
+      }
+      if constexpr (!TA::kKContigA) {  // tile rows are reduction indices
+        if (a.k_scale != nullptr) {
+#pragma unroll
+          for (int j = 0; j < LoaderA::kPer; ++j) {
+            const int64 k = k_fetched + LoaderA::row_of(j);
+            la.scale(j, k < k_end ? a.k_scale[k] : Acc(1));
+          }
+        }
       }
       la.store(stage_a(smem, stage), TA::kLd);
       lb.store(stage_b(smem, stage), TB::kLd);

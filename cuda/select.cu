@@ -232,7 +232,7 @@ __global__ void flat_backward_kernel(Cond cond, bool cond_full, const T* g, T* g
   using Acc = typename Traits<T>::Acc;
   constexpr bool kSums = KA == kScalar || KB == kScalar;
   const bool m0 = cond_full ? false : cond(0);
-  Acc sa = 0, sb = 0;
+  Acc sa = sum_identity<Acc>(), sb = sum_identity<Acc>();
   const int64 groups = (total + N - 1) / N;
   for (int64 v = global_thread(); v < groups; v += grid_threads()) {
     const int64 i = v * N;
@@ -281,7 +281,7 @@ template <class T>
 __global__ void finalize_scalars_kernel(const typename Traits<T>::Acc* partial, int blocks, T* ga,
                                         T* gb) {
   using Acc = typename Traits<T>::Acc;
-  Acc sa = 0, sb = 0;
+  Acc sa = sum_identity<Acc>(), sb = sum_identity<Acc>();
   for (int k = threadIdx.x; k < blocks; k += blockDim.x) {
     sa += partial[2 * k];
     sb += partial[2 * k + 1];
@@ -325,6 +325,11 @@ __global__ void reduce_general_kernel(ReduceLayout l, GeneralSplit s, Cond cond,
       go += ix * l.kg[k];
       co += ix * l.kc[k];
     }
+    if (l.R == 1) {  // one term: a select of the bits, as in the flat kernels (-0, NaN payloads)
+      using B = Bits<T>;
+      out[p] = bit_cast<T>(cond(co) != Neg ? bit_cast<B>(g[go]) : B(0));
+      continue;
+    }
     const int64 r0 = grp * s.per_group, r1 = min(l.R, r0 + s.per_group);
     int64 ridx[kMaxDims];
     rem = r0;
@@ -334,14 +339,15 @@ __global__ void reduce_general_kernel(ReduceLayout l, GeneralSplit s, Cond cond,
       go += ridx[k] * l.rg[k];
       co += ridx[k] * l.rc[k];
     }
-    Acc acc = 0, blk = 0;  // blocks of kBlock terms keep the addition chains short
+    // Blocks of kBlock terms keep the addition chains short.
+    Acc acc = sum_identity<Acc>(), blk = sum_identity<Acc>();
     int in_blk = 0;
     for (int64 r = r0; r < r1; ++r) {
       const Acc v = Traits<T>::to_acc(g[go]);
       blk += (cond(co) != Neg) ? v : Acc(0);
       if (++in_blk == kBlock) {
         acc += blk;
-        blk = 0;
+        blk = sum_identity<Acc>();
         in_blk = 0;
       }
       if (nr == 0) break;
@@ -373,9 +379,10 @@ __global__ void finalize_general_kernel(const typename Traits<T>::Acc* partial, 
                                         int64 groups, T* out) {
   using Acc = typename Traits<T>::Acc;
   for (int64 p = global_thread(); p < P; p += grid_threads()) {
-    Acc lanes[kLanes] = {};  // up to 4096 partials: interleaved chains, then their sum
+    Acc lanes[kLanes];  // up to 4096 partials: interleaved chains, then their sum
+    for (int l = 0; l < kLanes; ++l) lanes[l] = sum_identity<Acc>();
     for (int64 k = 0; k < groups; ++k) lanes[k % kLanes] += partial[k * P + p];
-    Acc s = 0;
+    Acc s = sum_identity<Acc>();
     for (int l = 0; l < kLanes; ++l) s += lanes[l];
     out[p] = Traits<T>::from_acc(s);
   }

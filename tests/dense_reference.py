@@ -1,4 +1,7 @@
-"""float64 NumPy reference of masked_dense, written from DESIGN.md's formulas (no TensorFlow)."""
+"""float64 NumPy reference of masked_dense, written from docs/design.md's formulas (no
+TensorFlow). NaN policy: a NaN pre-activation stays NaN through every activation, relu included
+(np.maximum propagates NaN); relu's backward is a select: g where z > 0, an exact 0 where z <= 0
+(even for a NaN g), NaN where z is NaN."""
 
 import math
 
@@ -46,6 +49,13 @@ def derivative(act, z):
     return np.ones_like(z)
 
 
+def activation_grad(act, z, g):
+    """g * act'(z); relu selects (see the module docstring)."""
+    if act == "relu":
+        return np.where(z > 0, g, np.where(z <= 0, 0.0, z))
+    return g * derivative(act, z)
+
+
 def missing_mask(x, missing):
     return np.isnan(x) if missing == "nan" else ~np.isfinite(x)
 
@@ -71,7 +81,7 @@ def masked_dense(
     out = {"y": activate(act, z), "z": z}
     if upstream is not None:
         g = np.asarray(upstream, np.float64)
-        dz = g * derivative(act, z)
+        dz = activation_grad(act, z, g)
         rows_dz = dz.reshape(-1, dz.shape[-1])
         out["db"] = rows_dz.sum(axis=0)
         out["dw"] = xf.reshape(-1, k).T @ (s.reshape(-1, 1) * rows_dz)

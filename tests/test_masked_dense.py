@@ -1,14 +1,10 @@
-"""masked_dense against the float64 reference: forward, every gradient, every path.
-
-Paths: "composite" is what masked_dense runs on a CPU (row prologue op + TensorFlow's MatMul,
-BiasAdd and activation), "fused" is the Safeops>MaskedDense op's CPU kernel (what a
-GPU-traced graph runs on a CPU) with its registered gradient, "xla" is masked_dense under
-tf.function(jit_compile=True).
-"""
+"""masked_dense against the float64 reference: forward, every gradient, every path
+(dense_paths.py)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from dense_paths import PATHS, quantize, run
 from dense_reference import ACTIVATIONS
 from dense_reference import masked_dense as reference
 
@@ -23,7 +19,6 @@ TOLERANCE = {
     tf.bfloat16: 6e-2,
 }
 DTYPES = list(TOLERANCE)
-PATHS = ("composite", "fused", "xla")
 
 
 def make_inputs(rng, shape, n, missing_fraction=0.25, inf=False):
@@ -34,45 +29,6 @@ def make_inputs(rng, shape, n, missing_fraction=0.25, inf=False):
         x[rng.random(shape) < 0.05] = -np.inf
     k = shape[-1]
     return x, rng.normal(size=(k, n)) / np.sqrt(k), rng.normal(size=n)
-
-
-def quantize(a, dtype):
-    """The values a tensor of `dtype` holds, back in float64 (so the reference sees them)."""
-    return tf.cast(tf.constant(a, dtype), tf.float64).numpy()
-
-
-def run(path, x, w, b, act, renormalize, missing, upstream, dtype):
-    """(y, dx, dw, db) of one path, as float64 NumPy."""
-    xt = tf.constant(x, dtype)
-    wt = tf.constant(w, dtype)
-    bt = None if b is None else tf.constant(b, dtype)
-    gt = tf.constant(upstream, dtype)
-
-    def forward(xt, wt, bt):
-        if path == "fused":
-            bias = bt if bt is not None else tf.zeros([wt.shape[1]], dtype)
-            y, _ = ops.safeops_masked_dense(
-                xt, wt, bias, activation=act, renormalize=renormalize, missing=missing
-            )
-            return y
-        return safeops.masked_dense(
-            xt, wt, bt, activation=act, renormalize=renormalize, missing=missing
-        )
-
-    def step(xt, wt, bt):
-        watched = [xt, wt] + ([bt] if bt is not None else [])
-        with tf.GradientTape() as tape:
-            tape.watch(watched)
-            y = forward(xt, wt, bt)
-        grads = tape.gradient(y, watched, output_gradients=gt)
-        return [y, *grads]
-
-    if path == "xla":
-        step = tf.function(step, jit_compile=True)
-    out = [t.numpy().astype(np.float64) for t in step(xt, wt, bt)]
-    if b is None:
-        out.append(None)
-    return out
 
 
 def assert_close(actual, expected, dtype, what):
@@ -256,7 +212,7 @@ def test_determinism():
     rng = np.random.default_rng(12)
     x, w, b = make_inputs(rng, (300, 40), 30)
     upstream = rng.normal(size=(300, 30))
-    for path in ("composite", "fused"):
+    for path in ("eager", "graph", "fused"):
         first = run(path, x, w, b, "gelu", True, "nan", upstream, tf.float32)
         second = run(path, x, w, b, "gelu", True, "nan", upstream, tf.float32)
         for a, c in zip(first, second, strict=True):
@@ -273,7 +229,7 @@ def test_more_than_2_to_the_24_elements():
     w = rng.normal(size=(k, n)).astype(np.float32)
     b = rng.normal(size=n).astype(np.float32)
     sample = np.r_[0:32, rows - 32 : rows]
-    for path in ("composite", "fused"):
+    for path in ("eager", "fused"):
         xt, wt, bt = tf.constant(x), tf.constant(w), tf.constant(b)
         with tf.GradientTape() as tape:
             tape.watch(xt)

@@ -41,6 +41,13 @@ SAFEOPS_HD constexpr Saved saved_for(Activation a) {
                                                               : Saved::kOutput;
 }
 
+// A power of two at least max |act'(z)| (linear, relu, tanh: 1; sigmoid: 1/4; gelu: 1.13;
+// silu: 1.10): |g * act'| <= derivative_bound(a) * |g|. The CUDA backward stores
+// dz / derivative_bound in the dtype, so that no upstream gradient the dtype can hold overflows it.
+SAFEOPS_HD constexpr int derivative_bound(Activation a) {
+  return a == Activation::kGelu || a == Activation::kSilu ? 2 : 1;
+}
+
 namespace act_math {
 SAFEOPS_HD float erf_(float v) { return erff(v); }
 SAFEOPS_HD double erf_(double v) { return erf(v); }
@@ -59,7 +66,10 @@ template <Activation kAct, class A>
 SAFEOPS_HD A activate(A z) {
   using namespace act_math;
   if constexpr (kAct == Activation::kRelu) {
-    return z > A(0) ? z : A(0);
+    // `z <= 0` is false for NaN, so a NaN pre-activation (a NaN weight or bias, or one made by
+    // the arithmetic) stays NaN: only missing inputs are masked (docs/design.md, NaN policy).
+    // `z > 0 ? z : 0` and fmax(z, 0) would return 0 for it. -0 gives +0.
+    return z <= A(0) ? A(0) : z;
   } else if constexpr (kAct == Activation::kGelu) {
     return A(0.5) * z * (A(1) + erf_(z * A(0.70710678118654752440)));
   } else if constexpr (kAct == Activation::kSigmoid) {
@@ -74,13 +84,15 @@ SAFEOPS_HD A activate(A z) {
 }
 
 // dz = g * act'(z), from what saved_for(kAct) says the forward kept (y or z; ignored for
-// linear). relu selects instead of multiplying, so a NaN or Inf g at z <= 0 gives an exact 0
-// as TensorFlow's ReluGrad does.
+// linear). relu selects instead of multiplying: y > 0 passes g, y <= 0 gives an exact 0 even
+// where g is NaN or Inf (a unit that is off passes nothing, as in safe_where; TensorFlow's
+// ReluGrad multiplies by the 0/1 derivative and gives NaN there), and a NaN y gives that NaN:
+// a unit whose value is NaN has a NaN gradient, like every other activation's.
 template <Activation kAct, class A>
 SAFEOPS_HD A activation_grad(A saved, A g) {
   using namespace act_math;
   if constexpr (kAct == Activation::kRelu) {
-    return saved > A(0) ? g : A(0);
+    return saved > A(0) ? g : saved <= A(0) ? A(0) : saved;
   } else if constexpr (kAct == Activation::kGelu) {
     // d/dz [z Phi(z)] = Phi(z) + z phi(z), phi(z) = exp(-z^2 / 2) / sqrt(2 pi)
     const A cdf = A(0.5) * (A(1) + erf_(saved * A(0.70710678118654752440)));

@@ -97,22 +97,26 @@ SAFEOPS_HD float bf16_bits_to_float(std::uint16_t b) {
   return bit_cast<float>(static_cast<std::uint32_t>(b) << 16);
 }
 
+// Round to nearest even; a NaN keeps its sign and top payload bits and is made quiet. Both
+// results are computed and one selected, so that loops over this vectorise.
 SAFEOPS_HD std::uint16_t float_to_bf16_bits(float value) {
-  std::uint32_t f = bit_cast<std::uint32_t>(value);
-  if ((f & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((f >> 16) | 0x40u);
-  f += 0x7fffu + ((f >> 16) & 1u);
-  return static_cast<std::uint16_t>(f >> 16);
+  const std::uint32_t f = bit_cast<std::uint32_t>(value);
+  const std::uint32_t nan = (f >> 16) | 0x40u;
+  const std::uint32_t rounded = (f + 0x7fffu + ((f >> 16) & 1u)) >> 16;
+  return static_cast<std::uint16_t>((f & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
 }
 
-// Traits<T>: accumulation type, conversions and missing-value tests. The tests for the
+// Traits<T>: accumulation type, conversions, missing-value tests and range. The tests for the
 // 16-bit types work on the bits (no conversion): NaN is exponent all-ones with a non-zero
-// mantissa, non-finite is exponent all-ones.
+// mantissa, non-finite is exponent all-ones. kMaxExp: the largest finite value lies in
+// [2^kMaxExp, 2^(kMaxExp + 1)).
 template <class T>
 struct Traits;
 
 template <>
 struct Traits<float> {
   using Acc = float;
+  static constexpr int kMaxExp = 127;
   SAFEOPS_HD static float to_acc(float v) { return v; }
   SAFEOPS_HD static float from_acc(float v) { return v; }
   SAFEOPS_HD static bool is_nan(float v) { return v != v; }
@@ -124,6 +128,7 @@ struct Traits<float> {
 template <>
 struct Traits<double> {
   using Acc = double;
+  static constexpr int kMaxExp = 1023;
   SAFEOPS_HD static double to_acc(double v) { return v; }
   SAFEOPS_HD static double from_acc(double v) { return v; }
   SAFEOPS_HD static bool is_nan(double v) { return v != v; }
@@ -135,6 +140,7 @@ struct Traits<double> {
 template <>
 struct Traits<half_t> {
   using Acc = float;
+  static constexpr int kMaxExp = 15;
   SAFEOPS_HD static float to_acc(half_t v) {
 #if defined(__CUDA_ARCH__)
     return __half2float(bit_cast<__half>(v));
@@ -156,6 +162,7 @@ struct Traits<half_t> {
 template <>
 struct Traits<bfloat16_t> {
   using Acc = float;
+  static constexpr int kMaxExp = 127;
   SAFEOPS_HD static float to_acc(bfloat16_t v) { return bf16_bits_to_float(v.bits); }
   SAFEOPS_HD static bfloat16_t from_acc(float v) {
 #if defined(__CUDA_ARCH__)
@@ -167,6 +174,13 @@ struct Traits<bfloat16_t> {
   SAFEOPS_HD static bool is_nan(bfloat16_t v) { return (v.bits & 0x7fffu) > 0x7f80u; }
   SAFEOPS_HD static bool is_nonfinite(bfloat16_t v) { return (v.bits & 0x7f80u) == 0x7f80u; }
 };
+
+// Where sums start: -0 is the additive identity of IEEE arithmetic (x + -0 == x for every x,
+// -0 included), +0 is not (-0 + +0 == +0). Started from +0, a sum of -0 terms would be +0.
+template <class A>
+SAFEOPS_HD constexpr A sum_identity() {
+  return -A(0);
+}
 
 // Calls fn(T{}) with the storage type that matches `dtype`; one switch for every dispatch site.
 template <class Fn>

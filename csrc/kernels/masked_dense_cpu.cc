@@ -1,6 +1,7 @@
 #include "masked_dense_cpu.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 namespace safeops {
@@ -106,6 +107,54 @@ void input_backward(bool renormalize, bool indicator, int64 rows, int64 K, const
 // Fixed row chunk of the bias-gradient sums: partials per chunk, combined in chunk order.
 constexpr int64 kRowChunk = 256;
 
+template <class T, class V>
+typename Traits<T>::Acc load_acc(const V* p, int64 i) {
+  if constexpr (std::is_same_v<V, T>) {
+    return Traits<T>::to_acc(p[i]);
+  } else {
+    return p[i];
+  }
+}
+
+template <class T, class V>
+void store_acc(V* p, int64 i, typename Traits<T>::Acc v) {
+  if constexpr (std::is_same_v<V, T>) {
+    p[i] = Traits<T>::from_acc(v);
+  } else {
+    p[i] = v;
+  }
+}
+
+// One row of the epilogue; `in` holds T or Acc. Every operand is read unconditionally and the
+// z store is a template choice, so the loop has no control flow and vectorises.
+template <Activation kAct, bool kZ, class T, class In>
+void bias_activation_row(int64 N, const In* in, const T* b, T* y, T* z, int64 r) {
+  using A = typename Traits<T>::Acc;
+  for (int64 n = 0; n < N; ++n) {
+    const int64 i = r * N + n;
+    const A zv = load_acc<T>(in, i) + Traits<T>::to_acc(b[n]);
+    if constexpr (kZ) z[i] = Traits<T>::from_acc(zv);
+    y[i] = Traits<T>::from_acc(activate<kAct>(zv));
+  }
+}
+
+// One row of the epilogue's backward; dz holds T or Acc, db_row (Acc) gets the row's dz added
+// when kDb.
+template <Activation kAct, bool kDb, class T, class Out>
+void activation_backward_row(int64 N, const T* saved, const T* g, Out* dz,
+                             typename Traits<T>::Acc* db_row, int64 r) {
+  using A = typename Traits<T>::Acc;
+  constexpr bool kSaved = saved_for(kAct) != Saved::kNone;
+  for (int64 n = 0; n < N; ++n) {
+    const int64 i = r * N + n;
+    A sv = A(0);
+    if constexpr (kSaved) sv = Traits<T>::to_acc(saved[i]);
+    const A d = activation_grad<kAct>(sv, Traits<T>::to_acc(g[i]));
+    store_acc<T>(dz, i, d);
+    if constexpr (kDb) db_row[n] += d;
+  }
+}
+
 }  // namespace
 
 void masked_input_forward_cpu(DType dtype, Missing missing, bool renormalize, int64 rows, int64 K,
@@ -147,32 +196,38 @@ void masked_input_backward_cpu(DType dtype, Missing missing, bool renormalize, i
   });
 }
 
-void bias_activation_cpu(DType dtype, Activation act, int64 rows, int64 N, const void* acc,
-                         const void* bias, void* y, void* z, const CpuRunner& runner) {
+void bias_activation_cpu(DType dtype, Activation act, int64 rows, int64 N, const void* mm,
+                         bool mm_is_acc, const void* bias, void* y, void* z,
+                         const CpuRunner& runner) {
   dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     using A = typename Traits<T>::Acc;
     dispatch_activation(act, [&](auto a) {
       constexpr Activation kAct = decltype(a)::value;
-      const A* in = static_cast<const A*>(acc);
-      const T* b = static_cast<const T*>(bias);
-      T* yt = static_cast<T*>(y);
-      T* zt = static_cast<T*>(z);
-      runner.parallel_for(rows, N * 8, [&](int64 r0, int64 r1) {
-        for (int64 r = r0; r < r1; ++r) {
-          for (int64 n = 0; n < N; ++n) {
-            const A zv = in[r * N + n] + (b ? Traits<T>::to_acc(b[n]) : A(0));
-            if (zt) zt[r * N + n] = Traits<T>::from_acc(zv);
-            yt[r * N + n] = Traits<T>::from_acc(activate<kAct>(zv));
+      auto run = [&](const auto* in) {
+        const T* b = static_cast<const T*>(bias);
+        T* yt = static_cast<T*>(y);
+        T* zt = static_cast<T*>(z);
+        runner.parallel_for(rows, N * 8, [=](int64 r0, int64 r1) {
+          if (zt) {
+            for (int64 r = r0; r < r1; ++r) bias_activation_row<kAct, true>(N, in, b, yt, zt, r);
+          } else {
+            for (int64 r = r0; r < r1; ++r) bias_activation_row<kAct, false>(N, in, b, yt, zt, r);
           }
-        }
-      });
+        });
+      };
+      if (mm_is_acc) {
+        run(static_cast<const A*>(mm));
+      } else {
+        run(static_cast<const T*>(mm));
+      }
     });
   });
 }
 
 void activation_backward_cpu(DType dtype, Activation act, int64 rows, int64 N, const void* saved,
-                             const void* g, void* dz_acc, void* db, const CpuRunner& runner) {
+                             const void* g, void* dz, bool dz_is_acc, void* db,
+                             const CpuRunner& runner) {
   dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     using A = typename Traits<T>::Acc;
@@ -180,23 +235,28 @@ void activation_backward_cpu(DType dtype, Activation act, int64 rows, int64 N, c
       constexpr Activation kAct = decltype(a)::value;
       const T* st = static_cast<const T*>(saved);
       const T* gt = static_cast<const T*>(g);
-      A* dz = static_cast<A*>(dz_acc);
       const int64 chunks = (rows + kRowChunk - 1) / kRowChunk;
       std::vector<A> partial(db ? chunks * N : 0, A(0));
-      runner.parallel_for(chunks, kRowChunk * N * 8, [&](int64 c0, int64 c1) {
-        for (int64 c = c0; c < c1; ++c) {
-          const int64 end = std::min(rows, (c + 1) * kRowChunk);
-          for (int64 r = c * kRowChunk; r < end; ++r) {
-            for (int64 n = 0; n < N; ++n) {
-              const int64 i = r * N + n;
-              const A sv = st ? Traits<T>::to_acc(st[i]) : A(0);
-              const A d = activation_grad<kAct>(sv, Traits<T>::to_acc(gt[i]));
-              dz[i] = d;
-              if (db) partial[c * N + n] += d;
+      A* part = partial.data();
+      auto run = [&](auto* out) {
+        runner.parallel_for(chunks, kRowChunk * N * 8, [=](int64 c0, int64 c1) {
+          for (int64 c = c0; c < c1; ++c) {
+            const int64 end = std::min(rows, (c + 1) * kRowChunk);
+            for (int64 r = c * kRowChunk; r < end; ++r) {
+              if (part) {
+                activation_backward_row<kAct, true>(N, st, gt, out, part + c * N, r);
+              } else {
+                activation_backward_row<kAct, false>(N, st, gt, out, part, r);
+              }
             }
           }
-        }
-      });
+        });
+      };
+      if (dz_is_acc) {
+        run(static_cast<A*>(dz));
+      } else {
+        run(static_cast<T*>(dz));
+      }
       if (!db) return;
       T* dbt = static_cast<T*>(db);
       for (int64 n = 0; n < N; ++n) {

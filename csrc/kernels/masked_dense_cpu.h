@@ -31,15 +31,18 @@ void masked_input_backward_cpu(DType dtype, Missing missing, bool renormalize, i
                                const void* x, const void* dxs, bool dxs_is_acc, void* dx,
                                const CpuRunner& runner, bool indicator = false);
 
-// Epilogue, acc [rows, N] = xs @ W (Acc):  z = acc + bias,  y = act(z); bias may be null, z
-// is written when non-null.
-void bias_activation_cpu(DType dtype, Activation act, int64 rows, int64 N, const void* acc,
-                         const void* bias, void* y, void* z, const CpuRunner& runner);
+// Epilogue, mm [rows, N] = xs @ W:  z = mm + bias,  y = act(z) (in Acc); z is written when
+// non-null. mm is Acc when mm_is_acc; otherwise it may be y's or z's buffer
+// (each element is read before it is written).
+void bias_activation_cpu(DType dtype, Activation act, int64 rows, int64 N, const void* mm,
+                         bool mm_is_acc, const void* bias, void* y, void* z,
+                         const CpuRunner& runner);
 
 // Backward of the epilogue:  dz = g * act'(.) from `saved` (y or z as saved_for(act) says,
-// unused for linear), into `dz_acc` (Acc); db = sum over rows of dz (deterministic order) when
-// db is non-null.
+// unused for linear); db = sum over rows of dz (Acc, deterministic order) when db is non-null.
+// dz is Acc when dz_is_acc; otherwise it may be g's buffer.
 void activation_backward_cpu(DType dtype, Activation act, int64 rows, int64 N, const void* saved,
-                             const void* g, void* dz_acc, void* db, const CpuRunner& runner);
+                             const void* g, void* dz, bool dz_is_acc, void* db,
+                             const CpuRunner& runner);
 
 }  // namespace safeops

@@ -24,16 +24,17 @@ constexpr int64 kBlock = 16;
 // parallelism); the order depends on n alone.
 template <class Acc, class Term>
 Acc lane_sum(int64 n, Term&& term) {
-  Acc total = 0;
+  Acc total = sum_identity<Acc>();
   for (int64 q0 = 0; q0 < n; q0 += kChunk) {
     const int64 q1 = std::min(n, q0 + kChunk);
-    Acc lanes[kLanes] = {};
+    Acc lanes[kLanes];
+    std::fill_n(lanes, kLanes, sum_identity<Acc>());
     int64 q = q0;
     for (; q + kLanes <= q1; q += kLanes) {
       for (int l = 0; l < kLanes; ++l) lanes[l] += term(q + l);
     }
     for (int l = 0; q < q1; ++q, ++l) lanes[l] += term(q);
-    Acc s = 0;
+    Acc s = sum_identity<Acc>();
     for (int l = 0; l < kLanes; ++l) s += lanes[l];
     total += s;
   }
@@ -161,8 +162,9 @@ void flat_backward_chunk(Cond cond, const T* g, T* ga, T* gb, int64 begin, int64
   const B* gbits = reinterpret_cast<const B*>(g);
   B* ga_bits = reinterpret_cast<B*>(ga);
   B* gb_bits = reinterpret_cast<B*>(gb);
-  Acc lanes_a[kLanes] = {};
-  Acc lanes_b[kLanes] = {};
+  Acc lanes_a[kLanes], lanes_b[kLanes];
+  std::fill_n(lanes_a, kLanes, sum_identity<Acc>());
+  std::fill_n(lanes_b, kLanes, sum_identity<Acc>());
   auto step = [&](int64 i, int lane) {
     const bool m = cond(CondFull ? i : 0);
     const B gv = gbits[i];
@@ -179,7 +181,7 @@ void flat_backward_chunk(Cond cond, const T* g, T* ga, T* gb, int64 begin, int64
     for (int l = 0; l < kLanes; ++l) step(i + l, l);
   }
   for (int l = 0; i < end; ++i, ++l) step(i, l);
-  Acc sa = 0, sb = 0;
+  Acc sa = sum_identity<Acc>(), sb = sum_identity<Acc>();
   for (int l = 0; l < kLanes; ++l) {
     sa += lanes_a[l];
     sb += lanes_b[l];
@@ -209,7 +211,7 @@ void flat_backward(const SelectPlan& p, Cond cond, const T* g, T* ga, T* gb,
     }
   });
   if (sums.empty()) return;
-  Acc sa = 0, sb = 0;
+  Acc sa = sum_identity<Acc>(), sb = sum_identity<Acc>();
   for (int64 c = 0; c < chunks; ++c) {
     sa += sums[2 * c];
     sb += sums[2 * c + 1];
@@ -264,7 +266,18 @@ void reduce_general(const SelectPlan& p, const Operand& t, Cond cond, const T* g
         gbase += ix * l.kg[k];
         cbase += ix * l.kc[k];
       }
-      Acc acc[kTile] = {};
+      const int64 tbase = po * L + j0;
+      if (R == 1) {  // one term: a select of the bits, as in the flat path (-0, NaN payloads)
+        using B = Bits<T>;
+        const B* gbits = reinterpret_cast<const B*>(g);
+        B* obits = reinterpret_cast<B*>(out);
+        for (int64 j = 0; j < jn; ++j) {
+          obits[tbase + j] = keep_if(cond(cbase + j * csk) != Neg, gbits[gbase + j * gsk]);
+        }
+        continue;
+      }
+      Acc acc[kTile];
+      std::fill_n(acc, kTile, sum_identity<Acc>());
       const int64 r0 = grp * per_group, r1 = std::min(R, r0 + per_group);
       int64 ridx[kMaxDims] = {};
       int64 go = 0, co = 0;
@@ -278,7 +291,8 @@ void reduce_general(const SelectPlan& p, const Operand& t, Cond cond, const T* g
         const int64 len = std::min(r1 - rr, Lr - (nr ? ridx[nr - 1] : 0));
         if (j_inner) {  // the tile is contiguous: sum rows of it, kBlock rows at a time
           for (int64 q0 = 0; q0 < len; q0 += kBlock) {
-            Acc blk[kTile] = {};
+            Acc blk[kTile];
+            std::fill_n(blk, kTile, sum_identity<Acc>());
             for (int64 q = q0; q < std::min(len, q0 + kBlock); ++q) {
               const int64 gq = gbase + go + q * gsr, cq = cbase + co + q * csr;
               for (int64 j = 0; j < jn; ++j) blk[j] += sel(cq + j * csk, gq + j * gsk);
@@ -307,7 +321,6 @@ void reduce_general(const SelectPlan& p, const Operand& t, Cond cond, const T* g
           ridx[k] = 0;
         }
       }
-      const int64 tbase = po * L + j0;
       for (int64 j = 0; j < jn; ++j) {
         if (groups > 1) {
           partial[grp * P + tbase + j] = acc[j];
@@ -320,7 +333,7 @@ void reduce_general(const SelectPlan& p, const Operand& t, Cond cond, const T* g
   if (groups == 1) return;
   runner.parallel_for(P, groups * 2, [&](int64 b, int64 e) {
     for (int64 i = b; i < e; ++i) {
-      Acc s = 0;
+      Acc s = sum_identity<Acc>();
       for (int64 k = 0; k < groups; ++k) s += partial[k * P + i];
       out[i] = Traits<T>::from_acc(s);
     }

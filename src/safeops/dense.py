@@ -8,13 +8,23 @@ load, with an exact zero gradient at those entries::
     x = tf.constant([[1.0, float("nan")], [0.5, 2.0]])
     y = safeops.masked_dense(x, kernel, bias, activation="relu")   # finite, and so is d/dW
 
+NaN policy: only a missing input is masked. A NaN in the kernel or the bias, or one made by the
+arithmetic, propagates to the output on every path and for every activation (relu included),
+and a NaN output has a NaN gradient: a diverged unit is never hidden (docs/design.md).
+
 Execution paths, chosen when the op is created (same values, same zero-gradient guarantee):
   * GPU (a GPU is visible and no CPU device scope is active): the fused op Safeops>MaskedDense,
     one CUDA kernel forward and one fused backward. With an indicator_kernel, until the fused
     kernel takes one: composite TensorFlow ops on the GPU (as under XLA).
   * CPU: the row prologue Safeops>MaskedDenseInput (missing mask, count and scale in one pass)
-    composed with TensorFlow's own MatMul, BiasAdd and activation, which grappler fuses into
-    oneDNN's _FusedMatMul; a custom op's contraction runs 1.2-1.33x slower than that. With an
+    one CUDA kernel forward and one fused backward. With an indicator_kernel, until the fused
+    kernel takes one: composite TensorFlow ops on the GPU (as under XLA).
+  * CPU: the row prologue Safeops>MaskedDenseInput (missing mask, count and scale in one pass)
+    composed with TensorFlow's own MatMul, which oneDNN runs faster than a custom op's
+    contraction could (1.2-1.33x). The bias and activation follow as TensorFlow's BiasAdd and
+    activation, fused into oneDNN's _FusedMatMul by grappler, except relu: oneDNN's relu maps NaN
+    to 0, so relu runs in the epilogue op Safeops>MaskedDenseOutput, whose one-pass backward also
+    sums dbias (benchmarks/RESULTS.md). float16 computes in float32 (see _composite). With an
     indicator_kernel the prologue also writes the indicators (rows [xs, m], 2K wide) and the one
     MatMul takes [kernel; indicator_kernel].
   * XLA (`jit_compile=True`): composite TensorFlow ops (where, reduce_sum, concat, matmul).
@@ -39,9 +49,24 @@ def _gelu_exact(z):
     return 0.5 * z * (1.0 + tf.math.erf(z * tf.constant(0.7071067811865476, z.dtype)))
 
 
+@tf.custom_gradient
+def _relu(z):
+    """relu as csrc/kernels/activations.h defines it, in TensorFlow ops (for XLA, which runs no
+    custom op): a NaN z stays NaN; the backward passes g where y > 0, an exact 0 where y <= 0
+    (even where g is NaN) and y's NaN where y is NaN."""
+    zero = tf.zeros_like(z)
+    y = tf.where(z <= 0, zero, z)
+
+    def grad(g):
+        return tf.where(y > 0, g, tf.where(y <= 0, zero, y))
+
+    return y, grad
+
+
+# The fused activations in TensorFlow ops: the XLA path, and the CPU path but for relu.
 _TF_ACTIVATIONS = {
     "linear": None,
-    "relu": tf.nn.relu,
+    "relu": _relu,
     "gelu": _gelu_exact,
     "sigmoid": tf.math.sigmoid,
     "tanh": tf.math.tanh,
@@ -113,6 +138,10 @@ def masked_dense(
     dindicator_kernel = m^T @ dz, dx = m ? 0 : s * (dz @ kernel^T): no gradient is ever NaN
     because of a missing entry.
 
+    Only missing inputs are masked: a NaN in kernel or bias (or one made by the arithmetic, such
+    as inf - inf) gives a NaN output for every activation, relu included, and relu's gradient at
+    a NaN output is NaN (where y <= 0 it is an exact 0, even for a NaN upstream gradient).
+
     Args:
       x: [..., K] float16, bfloat16, float32 or float64 tensor (rank >= 2), or a
         tf.SparseTensor, which is densified first: its implicit entries are observed zeros,
@@ -142,6 +171,8 @@ def masked_dense(
         u = None if indicator_kernel is None else _validated_indicator(indicator_kernel, kernel)
         if in_xla_context():
             y = _composite(x, kernel, bias, act, renormalize, missing, xla=True, u=u)
+        elif _no_outputs(kernel):  # N == 0: an indicator_kernel [K, 0] adds nothing
+            y = _fused(x, kernel, bias, act, renormalize, missing)
         elif _runs_on_gpu():
             if u is None:
                 y = _fused(x, kernel, bias, act, renormalize, missing)
@@ -219,6 +250,13 @@ def _runs_on_gpu():
     return "CPU" not in scope.upper()
 
 
+def _no_outputs(kernel):
+    """A kernel with no columns (N == 0, known when the op is created). TensorFlow 2.21 aborts
+    the process on MatMul + BiasAdd with an empty kernel inside tf.function on CPU (oneDNN's
+    _FusedMatMul cannot create its primitive); the fused op's CPU kernel handles it."""
+    return kernel.shape.rank == 2 and kernel.shape[1] == 0
+
+
 def _fused(x, kernel, bias, act, renormalize, missing):
     if bias is None:
         bias = tf.zeros(tf.shape(kernel)[1:], x.dtype)
@@ -233,6 +271,17 @@ def _composite(x, kernel, bias, act, renormalize, missing, xla, u=None):
     bias and activation. With indicator weights u, the prologue's rows are [xs, m] and the
     MatMul takes [kernel; u]: s * (xf @ kernel) + m @ u in one GEMM, whose gradient gives
     dkernel and du (benchmarks/RESULTS.md has what the other designs measured)."""
+    if x.dtype == tf.float16:
+        # float16's range (65504) is too narrow for the composite's intermediates: xs = s * xf
+        # (s reaches K) and dz (gelu' and silu' exceed 1) could overflow where y and the
+        # gradients are representable. The step runs in float32, the accumulation type, with one
+        # rounding of y (and of each gradient) to float16. On CPU this also runs faster than
+        # TensorFlow's float16 MatMul (benchmarks/RESULTS.md). bfloat16 has float32's range.
+        def f32(t):
+            return None if t is None else tf.cast(t, tf.float32)
+
+        y = _composite(f32(x), f32(kernel), f32(bias), act, renormalize, missing, xla, f32(u))
+        return tf.cast(y, x.dtype)
     indicator = u is not None
     # Run-time shape checks (not under XLA, where shapes are static): they run before the
     # matmul or concat could fail with its own message.
@@ -253,6 +302,13 @@ def _composite(x, kernel, bias, act, renormalize, missing, xla, u=None):
         z = tf.reshape(z, tf.concat([tf.shape(x)[:-1], tf.shape(kernel)[1:]], 0))
         if x.shape.rank is not None:
             z.set_shape(x.shape[:-1].concatenate(kernel.shape[1:]))
+    if act == "relu" and not xla:
+        # oneDNN's fused relu maps NaN to 0; the epilogue op keeps it (and its one-pass backward
+        # also sums dbias). See benchmarks/RESULTS.md for the measurement behind this choice.
+        if bias is None:
+            bias = tf.zeros(tf.shape(kernel)[1:], x.dtype)
+        y, _ = ops.safeops_masked_dense_output(z, bias, activation="relu")
+        return y
     if bias is not None:
         z = tf.nn.bias_add(z, bias)
     f = _TF_ACTIVATIONS[act]
@@ -286,12 +342,20 @@ def _masked_input_xla(x, renormalize, missing, indicator=False):
     m = _checks.missing_mask(x, missing)
     xs = tf.where(m, tf.zeros_like(x), x)  # a select: the gradient at m is an exact zero
     if renormalize:
-        k = tf.cast(tf.shape(x)[-1], x.dtype)
-        n_obs = k - tf.reduce_sum(tf.cast(m, x.dtype), axis=-1, keepdims=True)
-        xs = xs * tf.where(n_obs > 0, k / tf.maximum(n_obs, 1), tf.zeros_like(n_obs))
+        # Counted and scaled in the accumulation type (bfloat16 holds integers only to 256).
+        acc = tf.float64 if x.dtype == tf.float64 else tf.float32
+        k = tf.cast(tf.shape(x)[-1], acc)
+        n_obs = k - tf.reduce_sum(tf.cast(m, acc), axis=-1, keepdims=True)
+        s = tf.where(n_obs > 0, k / tf.maximum(n_obs, 1), tf.zeros_like(n_obs))
+        xs = tf.cast(tf.cast(xs, acc) * s, x.dtype)
     if indicator:  # the cast of a bool has no gradient: x's is the select's alone
         xs = tf.concat([xs, tf.cast(m, x.dtype)], -1)
     return xs
+
+
+def _activation_attr(op):
+    act = op.get_attr("activation")
+    return act.decode() if isinstance(act, bytes) else act
 
 
 @tf.RegisterGradient("Safeops>MaskedDenseInput")
@@ -310,8 +374,7 @@ def _masked_input_grad(op, grad):
 def _masked_dense_grad(op, grad, _grad_pre_activation):
     x, kernel, _ = op.inputs
     y, z = op.outputs
-    act = op.get_attr("activation")
-    act = act.decode() if isinstance(act, bytes) else act
+    act = _activation_attr(op)
     saved = z if act in _SAVES_PRE_ACTIVATION else y if act != "linear" else z
     dx, dkernel, dbias = ops.safeops_masked_dense_grad(
         x,
@@ -323,6 +386,31 @@ def _masked_dense_grad(op, grad, _grad_pre_activation):
         missing=op.get_attr("missing"),
     )
     return [dx, dkernel, dbias]
+
+
+@tf.RegisterGradient("Safeops>MaskedDenseOutput")
+def _masked_output_grad(op, grad, _grad_pre_activation):
+    act = _activation_attr(op)
+    y, z = op.outputs
+    saved = z if act in _SAVES_PRE_ACTIVATION else y
+    return ops.safeops_masked_dense_output_grad(saved, grad, activation=act)
+
+
+@tf.RegisterGradient("Safeops>MaskedDenseOutputGrad")
+def _masked_output_grad_grad(op, grad_dz, grad_db):
+    # dz = g * act'(saved) and db = sum_rows(dz) are linear in g: their derivative with respect
+    # to g is the same map applied to grad_dz + grad_db. With respect to saved it is
+    # g * act''(saved), 0 (almost everywhere) for linear and relu, the only activations the CPU
+    # path runs through this op.
+    act = _activation_attr(op)
+    if act not in ("linear", "relu"):
+        raise LookupError(f"masked_dense: no second derivative of the {act} epilogue op")
+    saved, g = op.inputs
+    upstream = tf.zeros_like(g) if grad_dz is None else grad_dz
+    if grad_db is not None:
+        upstream = upstream + grad_db  # [N], broadcast over the rows
+    dg, _ = ops.safeops_masked_dense_output_grad(saved, upstream, activation=act)
+    return [None, dg]
 
 
 @tf.RegisterGradient("Safeops>MaskedDenseInputGrad")

@@ -11,6 +11,10 @@ dU = m^T @ dz; dx, dW and db keep their formulas.
 
 `saved` is y for relu/sigmoid/tanh and z for gelu/silu, exactly as the kernels receive it (so
 the backward is checked on its own, with the derivative written in terms of what is saved).
+
+NaN policy (docs/design.md): only missing inputs are masked. A NaN pre-activation stays NaN
+through every activation, relu included; relu's backward gives an exact 0 where y <= 0 (even for
+a NaN g) and NaN where y is NaN.
 """
 
 import math
@@ -32,7 +36,7 @@ def activate(name, z):
     z = np.asarray(z, dtype=np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
         if name == "relu":
-            return np.where(z > 0, z, 0.0)
+            return np.where(z <= 0, 0.0, z)  # NaN stays NaN
         if name == "gelu":
             return 0.5 * z * (1.0 + _erf(z / math.sqrt(2.0)))
         if name == "sigmoid":
@@ -50,7 +54,7 @@ def activation_grad(name, saved, g):
     g = np.asarray(g, dtype=np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
         if name == "relu":
-            return np.where(saved > 0, g, 0.0)
+            return np.where(saved > 0, g, np.where(saved <= 0, 0.0, saved))
         if name == "gelu":
             cdf = 0.5 * (1.0 + _erf(saved / math.sqrt(2.0)))
             pdf = np.exp(-0.5 * saved * saved) / math.sqrt(2.0 * math.pi)
@@ -140,6 +144,10 @@ def indicator_grad(x, saved, g, activation, missing):
 # r_gemm the relative error of one such sum: operand rounding (TF32, or ds stored in the dtype)
 # plus worst-case accumulation error over the reduced length.
 
+# derivative_bound (activations.h): a power of two >= max |act'|. The backward stores
+# ds = s * dz / (c * 2^a) in the dtype, 2^a <= 2 s (2^a = 1 without renormalisation).
+DERIVATIVE_BOUND = {"gelu": 2, "silu": 2}
+
 UNIT = {"float16": 2.0**-11, "bfloat16": 2.0**-8, "float32": 2.0**-24, "float64": 2.0**-53}
 # Half the smallest subnormal: the absolute rounding error of a value that is stored subnormal
 # (float16 subnormals start below 6.1e-5, so small gradients land there).
@@ -155,7 +163,7 @@ def r_gemm(dtype, length, tf32=False, rounded_operand=False):
     r = 2 * length * acc + 8 * acc
     if tf32 and dtype == "float32":
         r += 2 * 2.0**-11
-    if rounded_operand:  # ds = s * dz stored in the dtype before the GEMM
+    if rounded_operand:  # ds = s * dz / (c 2^a) stored in the dtype before the GEMM
         r += UNIT[dtype]
     return r
 
@@ -201,9 +209,12 @@ def backward_bounds(x, w, saved, g, activation, renormalize, missing, dtype, tf3
         dz_err = r_dz * np.abs(g) * (1.0 + np.abs(saved))
     if activation in ("linear", "relu"):
         dz_err = np.zeros_like(g)
-    # ds = s * dz is stored in the dtype: a subnormal ds has an absolute rounding error.
+    # ds = s * dz / (c 2^a) is stored in the dtype: a subnormal ds has an absolute rounding error
+    # of TINY, c 2^a <= c * max(1, 2 s) times that in units of s * dz.
     tiny = TINY[dtype]
-    sdz_err = s[:, None] * dz_err + np.where(s[:, None] * dz != 0, tiny, 0.0)
+    c = DERIVATIVE_BOUND.get(activation, 1)
+    ds_unit = c * np.maximum(1.0, 2.0 * s)[:, None]
+    sdz_err = s[:, None] * dz_err + np.where(s[:, None] * dz != 0, tiny * ds_unit, 0.0)
     dx, dw, db = backward(x, w, saved, g, activation, renormalize, missing)
     rows, K = x.shape
     N = w.shape[1]

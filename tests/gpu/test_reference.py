@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from _reference import (
     ACTIVATIONS,
+    DERIVATIVE_BOUND,
     SAVES_Z,
     activate,
     activation_grad,
@@ -23,7 +24,7 @@ from _reference import (
 
 def _naive_act(name, z):
     if name == "relu":
-        return max(z, 0.0)
+        return 0.0 if z <= 0 else z  # a NaN z stays NaN (docs/design.md, NaN policy)
     if name == "gelu":
         return z * 0.5 * math.erfc(-z / math.sqrt(2.0))
     if name == "sigmoid":
@@ -127,6 +128,26 @@ def test_backward_matches_finite_differences(activation, renormalize):
     assert np.all(dw[x.shape[1] // 2] == 0.0)
 
 
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_nan_pre_activation_is_never_hidden(activation):
+    """A NaN weight makes z NaN; every activation, relu included, keeps it, and a NaN saved
+    value gives a NaN dz. relu's backward is a select: g where y > 0, an exact 0 where y <= 0
+    even for a NaN g."""
+    x = np.ones((4, 3))
+    w = np.ones((3, 2))
+    w[1, 0] = np.nan
+    y, z = forward(x, w, np.zeros(2), activation, False, "nan")
+    assert np.isnan(y[:, 0]).all() and np.isnan(z[:, 0]).all()
+    assert np.isfinite(y[:, 1]).all()
+    if activation != "linear":  # (linear's derivative does not depend on z)
+        saved = z if activation in SAVES_Z else y
+        assert np.isnan(activation_grad(activation, saved[:, :1], np.ones((4, 1)))).all()
+    if activation == "relu":
+        got = activation_grad("relu", np.array([2.0, 0.0, -0.0, np.nan]), np.full(4, np.nan))
+        assert np.isnan(got[0]) and got[1] == 0 and got[2] == 0 and np.isnan(got[3])
+        assert not np.signbit(got[1:3]).any()
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
 def test_bounds_are_positive_and_pass_the_reference_itself(dtype):
     x, w, b, g = _inputs(9, 6, 5, seed=3)
@@ -182,7 +203,8 @@ def test_indicator_grad_matches_finite_differences(activation, renormalize):
 
 # ---- the bounds against an emulation of the kernels' arithmetic -------------------------------
 # Operands rounded to the dtype (and to TF32), float32 accumulation (float64 for float64),
-# activations in the accumulation type, ds = s * dz rounded to the dtype, results rounded once.
+# activations in the accumulation type, ds = s * dz / (c 2^a) rounded to the dtype with 2^a
+# moved onto x (exact) and c 2^a applied to dx, results rounded once.
 # A correct kernel must pass with these bounds; a kernel that drops the bias or the scale
 # must not.
 
@@ -239,11 +261,13 @@ def _emulate(x, w, b, g, act, renormalize, dtype, tf32, drop_bias=False, drop_sc
         zq = _to_dtype(z, dtype)
         saved = zq if act in SAVES_Z else y
         dz = activation_grad(act, saved, g).astype(acc_t)
-        ds = _to_dtype(s[:, None] * dz, dtype).astype(acc_t)
+        c = DERIVATIVE_BOUND.get(act, 1)
+        p = 2.0 ** np.ceil(np.log2(np.maximum(s, 1.0)))  # |x| is small: all of 2^a moves onto x
+        ds = _to_dtype((s / (c * p)).astype(acc_t)[:, None] * dz, dtype).astype(acc_t)
         if tf32 and dtype == "float32":
             ds = _round_bits(ds, 10)
-        dx = _to_dtype(np.where(m, 0.0, ds @ wa.T), dtype)
-        dw = _to_dtype(xf.T @ ds, dtype)
+        dx = _to_dtype(np.where(m, 0.0, (c * p)[:, None] * (ds @ wa.T)), dtype)
+        dw = _to_dtype(c * ((p[:, None] * xf).T @ ds), dtype)
         db = _to_dtype(dz.sum(axis=0, dtype=acc_t), dtype)
         dzq = _to_dtype(dz, dtype).astype(acc_t)  # dz stored in the dtype, as ds is
         if tf32 and dtype == "float32":

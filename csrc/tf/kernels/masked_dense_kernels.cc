@@ -37,12 +37,16 @@ struct DenseAttrs {
   Missing missing = Missing::kNaN;
 };
 
-DenseAttrs read_attrs(OpKernelConstruction* ctx, bool with_activation) {
+// The attributes an op has: masking (renormalize, missing) and/or the activation.
+enum AttrSet : int { kMasking = 1, kActivation = 2 };
+
+DenseAttrs read_attrs(OpKernelConstruction* ctx, int which) {
   DenseAttrs a;
   std::string activation = "linear";
-  tfw::Status st = ctx->GetAttr("renormalize", &a.renormalize);
-  if (st.ok()) st = read_missing(ctx, &a.missing);
-  if (st.ok() && with_activation) st = ctx->GetAttr("activation", &activation);
+  tfw::Status st;
+  if (which & kMasking) st = ctx->GetAttr("renormalize", &a.renormalize);
+  if (st.ok() && (which & kMasking)) st = read_missing(ctx, &a.missing);
+  if (st.ok() && (which & kActivation)) st = ctx->GetAttr("activation", &activation);
   // The op definition restricts the activation too; a failure means a malformed graph.
   if (st.ok() && !parse_activation(activation, &a.activation)) {
     st = tfw::errors::InvalidArgument("unknown activation '", activation, "'");
@@ -137,8 +141,8 @@ struct Dense<Cpu> {
             ConstMatrix<A>(static_cast<const A*>(data(xs)), d.rows, d.K)
                 .contract(ConstMatrix<A>(w, d.K, d.N), contract);
       }
-      bias_activation_cpu(to_dtype(x.dtype()), at.activation, d.rows, d.N, data(acc), data(bias),
-                          data(y), z->NumElements() ? data(z) : nullptr, runner);
+      bias_activation_cpu(to_dtype(x.dtype()), at.activation, d.rows, d.N, data(acc), true,
+                          data(bias), data(y), z->NumElements() ? data(z) : nullptr, runner);
     });
   }
 
@@ -160,7 +164,7 @@ struct Dense<Cpu> {
       const A* w = kernel_as_acc<T, A>(ctx, kernel, &w_acc);
       OP_REQUIRES(ctx, w != nullptr, tfw::errors::ResourceExhausted("masked_dense: kernel copy"));
       activation_backward_cpu(dt, at.activation, d.rows, d.N,
-                              saved.NumElements() ? data(saved) : nullptr, data(g), data(&dz),
+                              saved.NumElements() ? data(saved) : nullptr, data(g), data(&dz), true,
                               data(db), runner);
       masked_input_forward_cpu(dt, at.missing, at.renormalize, d.rows, d.K, data(x), data(&xs),
                                true, runner);
@@ -235,7 +239,8 @@ struct Dense<Gpu> {
 template <class Device>
 class MaskedDenseOp : public OpKernel {
  public:
-  explicit MaskedDenseOp(OpKernelConstruction* ctx) : OpKernel(ctx), at_(read_attrs(ctx, true)) {}
+  explicit MaskedDenseOp(OpKernelConstruction* ctx)
+      : OpKernel(ctx), at_(read_attrs(ctx, kMasking | kActivation)) {}
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor &x = ctx->input(0), &kernel = ctx->input(1), &bias = ctx->input(2);
@@ -261,7 +266,7 @@ template <class Device>
 class MaskedDenseGradOp : public OpKernel {
  public:
   explicit MaskedDenseGradOp(OpKernelConstruction* ctx)
-      : OpKernel(ctx), at_(read_attrs(ctx, true)) {}
+      : OpKernel(ctx), at_(read_attrs(ctx, kMasking | kActivation)) {}
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor &x = ctx->input(0), &kernel = ctx->input(1), &saved = ctx->input(2),
@@ -293,7 +298,7 @@ class MaskedDenseGradOp : public OpKernel {
 class MaskedDenseInputOp : public OpKernel {
  public:
   explicit MaskedDenseInputOp(OpKernelConstruction* ctx)
-      : OpKernel(ctx), at_(read_attrs(ctx, false)) {
+      : OpKernel(ctx), at_(read_attrs(ctx, kMasking)) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("indicator", &indicator_));
   }
 
@@ -320,7 +325,7 @@ class MaskedDenseInputOp : public OpKernel {
 class MaskedDenseInputGradOp : public OpKernel {
  public:
   explicit MaskedDenseInputGradOp(OpKernelConstruction* ctx)
-      : OpKernel(ctx), at_(read_attrs(ctx, false)) {
+      : OpKernel(ctx), at_(read_attrs(ctx, kMasking)) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("indicator", &indicator_));
   }
 
@@ -347,20 +352,86 @@ class MaskedDenseInputGradOp : public OpKernel {
   bool indicator_ = false;
 };
 
+// The CPU path's epilogue and its gradient, after TensorFlow's MatMul.
+class MaskedDenseOutputOp : public OpKernel {
+ public:
+  explicit MaskedDenseOutputOp(OpKernelConstruction* ctx)
+      : OpKernel(ctx), at_(read_attrs(ctx, kActivation)) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &mm = ctx->input(0), &bias = ctx->input(1);
+    OP_REQUIRES(
+        ctx, mm.dims() >= 1 && bias.dims() == 1 && bias.dim_size(0) == mm.dim_size(mm.dims() - 1),
+        tfw::errors::InvalidArgument("masked_dense: bias of shape ", bias.shape().DebugString(),
+                                     " does not match ", mm.shape().DebugString()));
+    // The output (y, or z when it is saved) takes over the matmul's buffer when TensorFlow can
+    // forward it.
+    const bool save_z = saved_for(at_.activation) == Saved::kPreActivation;
+    Tensor *y = nullptr, *z = nullptr;
+    if (save_z) {
+      OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 1, mm.shape(), &z));
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(0, mm.shape(), &y));
+    } else {
+      OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 0, mm.shape(), &y));
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({0}), &z));
+    }
+    if (mm.NumElements() == 0) return;
+    const int64 N = bias.dim_size(0);
+    bias_activation_cpu(to_dtype(mm.dtype()), at_.activation, mm.NumElements() / N, N, data(mm),
+                        false, data(bias), data(y), save_z ? data(z) : nullptr, TfCpuRunner(ctx));
+  }
+
+ private:
+  DenseAttrs at_;
+};
+
+class MaskedDenseOutputGradOp : public OpKernel {
+ public:
+  explicit MaskedDenseOutputGradOp(OpKernelConstruction* ctx)
+      : OpKernel(ctx), at_(read_attrs(ctx, kActivation)) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &saved = ctx->input(0), &g = ctx->input(1);
+    const bool needs_saved = saved_for(at_.activation) != Saved::kNone;
+    OP_REQUIRES(ctx, g.dims() >= 1 && (!needs_saved || saved.shape() == g.shape()),
+                tfw::errors::InvalidArgument("masked_dense gradient: saved activation has shape ",
+                                             saved.shape().DebugString(), ", grad has shape ",
+                                             g.shape().DebugString()));
+    const int64 N = g.dim_size(g.dims() - 1);
+    Tensor *dz = nullptr, *db = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({1}, 0, g.shape(), &dz));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({N}), &db));
+    if (N == 0) return;
+    // No rows: db is a sum of nothing (the kernel writes zeros).
+    activation_backward_cpu(to_dtype(g.dtype()), at_.activation, g.NumElements() / N, N,
+                            needs_saved ? data(saved) : nullptr, data(g), data(dz), false, data(db),
+                            TfCpuRunner(ctx));
+  }
+
+ private:
+  DenseAttrs at_;
+};
+
 #define SAFEOPS_REGISTER_DENSE(DEV_NAME, DEV, T)                                                   \
   REGISTER_KERNEL_BUILDER(Name("Safeops>MaskedDense").Device(DEV_NAME).TypeConstraint<T>("T"),     \
                           MaskedDenseOp<DEV>);                                                     \
   REGISTER_KERNEL_BUILDER(Name("Safeops>MaskedDenseGrad").Device(DEV_NAME).TypeConstraint<T>("T"), \
                           MaskedDenseGradOp<DEV>);
 
-#define SAFEOPS_REGISTER_CPU(T)                                                            \
-  SAFEOPS_REGISTER_DENSE(tfw::DEVICE_CPU, Cpu, T)                                          \
-  REGISTER_KERNEL_BUILDER(                                                                 \
-      Name("Safeops>MaskedDenseInput").Device(tfw::DEVICE_CPU).TypeConstraint<T>("T"),     \
-      MaskedDenseInputOp);                                                                 \
-  REGISTER_KERNEL_BUILDER(                                                                 \
-      Name("Safeops>MaskedDenseInputGrad").Device(tfw::DEVICE_CPU).TypeConstraint<T>("T"), \
-      MaskedDenseInputGradOp);
+#define SAFEOPS_REGISTER_CPU(T)                                                             \
+  SAFEOPS_REGISTER_DENSE(tfw::DEVICE_CPU, Cpu, T)                                           \
+  REGISTER_KERNEL_BUILDER(                                                                  \
+      Name("Safeops>MaskedDenseInput").Device(tfw::DEVICE_CPU).TypeConstraint<T>("T"),      \
+      MaskedDenseInputOp);                                                                  \
+  REGISTER_KERNEL_BUILDER(                                                                  \
+      Name("Safeops>MaskedDenseInputGrad").Device(tfw::DEVICE_CPU).TypeConstraint<T>("T"),  \
+      MaskedDenseInputGradOp);                                                              \
+  REGISTER_KERNEL_BUILDER(                                                                  \
+      Name("Safeops>MaskedDenseOutput").Device(tfw::DEVICE_CPU).TypeConstraint<T>("T"),     \
+      MaskedDenseOutputOp);                                                                 \
+  REGISTER_KERNEL_BUILDER(                                                                  \
+      Name("Safeops>MaskedDenseOutputGrad").Device(tfw::DEVICE_CPU).TypeConstraint<T>("T"), \
+      MaskedDenseOutputGradOp);
 TF_CALL_half(SAFEOPS_REGISTER_CPU);
 TF_CALL_bfloat16(SAFEOPS_REGISTER_CPU);
 TF_CALL_float(SAFEOPS_REGISTER_CPU);

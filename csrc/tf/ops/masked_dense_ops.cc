@@ -132,5 +132,51 @@ Gradient of MaskedDenseInput: grad_x = m ? 0 : s * grad (an exact zero at missin
 indicator, grad has 2K columns and its indicator half (constant in x) is not read.
 )doc");
 
+REGISTER_OP("Safeops>MaskedDenseOutput")
+    .Input("matmul: T")
+    .Input("bias: T")
+    .Output("output: T")
+    .Output("pre_activation: T")
+    .Attr("T: {half, bfloat16, float, double}")
+    .Attr(kActivations)
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle mm, bias;
+      TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 1, &mm));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 1, &bias));
+      DimensionHandle n;
+      TF_RETURN_IF_ERROR(c->Merge(c->Dim(mm, -1), c->Dim(bias, 0), &n));
+      ShapeHandle leading, out;
+      TF_RETURN_IF_ERROR(c->Subshape(mm, 0, -1, &leading));
+      TF_RETURN_IF_ERROR(c->Concatenate(leading, c->Vector(n), &out));
+      c->set_output(0, out);
+      c->set_output(1, saves_pre_activation(c) ? out : c->Vector(0));
+      return ::tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+masked_dense's epilogue on the CPU path: output = act(matmul + bias) over the last axis, in the
+accumulation type, with the activations of the fused op (a NaN pre-activation stays NaN).
+pre_activation is matmul + bias for gelu and silu, otherwise an empty vector.
+)doc");
+
+REGISTER_OP("Safeops>MaskedDenseOutputGrad")
+    .Input("saved: T")
+    .Input("grad: T")
+    .Output("grad_matmul: T")
+    .Output("grad_bias: T")
+    .Attr("T: {half, bfloat16, float, double}")
+    .Attr(kActivations)
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle g;
+      TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(1), 1, &g));
+      c->set_output(0, g);
+      c->set_output(1, c->Vector(c->Dim(g, -1)));
+      return ::tensorflow::OkStatus();
+    })
+    .Doc(R"doc(
+Gradient of MaskedDenseOutput in one pass: grad_matmul = grad * act'(.) from `saved` (the output
+for relu, sigmoid and tanh, the pre-activation for gelu and silu, unused for linear), grad_bias =
+its sum over every axis but the last.
+)doc");
+
 }  // namespace tf
 }  // namespace safeops
