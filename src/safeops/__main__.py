@@ -15,7 +15,7 @@ def _info(args):
         ("safeops", _build_info.VERSION),
         ("TensorFlow built against", _build_info.TF_VERSION or "none (SAFEOPS_TF=OFF)"),
         ("TensorFlow running", _running_tensorflow()),
-        ("CUDA kernels", "yes" if _build_info.CUDA else "no"),
+        ("CUDA kernels", "yes" if _build_info.CUDA else _cuda_emulated(_native)),
     ]
     if _build_info.CUDA:
         lines += [
@@ -28,6 +28,12 @@ def _info(args):
     for key, value in lines:
         print(f"{key.ljust(width)}  {value}")
     return 0
+
+
+def _cuda_emulated(native):
+    if getattr(native, "cuda_emulated", False):
+        return "emulated on the host (SAFEOPS_CUDA_EMULATE: tests without a GPU)"
+    return "no"
 
 
 def _device_code():
