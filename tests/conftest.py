@@ -56,7 +56,12 @@ def pytest_sessionstart(session):
         pytest.exit(problem, returncode=pytest.ExitCode.USAGE_ERROR)
 
 
-@pytest.fixture(params=DTYPES, ids=[d.name for d in DTYPES])
+@pytest.fixture(
+    params=[
+        pytest.param(d, id=d.name, marks=pytest.mark.bfloat16 if d.name == "bfloat16" else ())
+        for d in DTYPES
+    ]
+)
 def dtype(request):
     """Each kernel dtype (select_cases.DType: name, NumPy dtype, reduction tolerances)."""
     return request.param

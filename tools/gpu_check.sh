@@ -7,9 +7,9 @@
 # 1. configure + build the kernels and the native module for sm_90 without TensorFlow,
 #    install them with the package's Python files into a staging directory;
 # 2. pytest tests/gpu against that staging install;
-# 3. the GPU benchmarks (bench_where_gpu.py; gpu_masked_dense.py when present);
-# 4. tests/gpu again under compute-sanitizer memcheck and racecheck (subsets without the
-#    "large" cases, see below); any report fails the check.
+# 3. the GPU benchmarks (bench_where_gpu.py, gpu_masked_dense.py);
+# 4. tests/gpu again under compute-sanitizer memcheck and racecheck, on subsets chosen by the
+#    pytest markers of pyproject.toml (see below); any report fails the check.
 # Without a GPU the build still runs (a check of the build), and steps 2-4 report a skip.
 # Budget: about 8 minutes on an H200 (each sanitizer run is cut at SANITIZER_TIMEOUT, 150 s,
 # which fails the check). Environment: PYTHON (python3), OUT, BUILD (build/gpu_check), JOBS
@@ -81,19 +81,20 @@ print(t - f - e - k, f + e, k)' "$out/pytest_gpu.xml")
 
   step "bench_where_gpu" bench_where_gpu.log \
     in_stage "$python" "$repo/benchmarks/bench_where_gpu.py" --json "$out/bench_where_gpu.json" || true
-  if [ -f benchmarks/gpu_masked_dense.py ]; then
-    step "gpu_masked_dense" gpu_masked_dense.log \
-      in_stage "$python" "$repo/benchmarks/gpu_masked_dense.py" || true
-  fi
+  step "gpu_masked_dense" gpu_masked_dense.log \
+    in_stage "$python" "$repo/benchmarks/gpu_masked_dense.py" || true
 
   if command -v compute-sanitizer >/dev/null 2>&1; then
-    # memcheck: every kernel path (bfloat16 indexes memory exactly as float16 does);
-    # racecheck: the kernels with shared memory, i.e. the backward block sums.
-    for run in "memcheck|not large and not bfloat16" "racecheck|backward and not large"; do
+    # Subsets by marker, not by test name: memcheck, every kernel path (the big tensors and
+    # the bfloat16 variants, which index memory exactly as float16 does, left out); racecheck,
+    # the kernels with shared memory and barriers (masked_dense's GEMM main loop and epilogue,
+    # its dz_kernel, select's backward block sums).
+    for run in "memcheck|not large and not bfloat16" \
+      "racecheck|shared_memory and not large and not bfloat16"; do
       tool=${run%%|*}
       step "compute-sanitizer $tool" "sanitizer_$tool.log" \
         in_stage timeout "${SANITIZER_TIMEOUT:-150}" compute-sanitizer --tool "$tool" \
-        --error-exitcode 97 --target-processes all "${pytest_gpu[@]}" -x -k "${run#*|}" || true
+        --error-exitcode 97 --target-processes all "${pytest_gpu[@]}" -x -m "${run#*|}" || true
     done
   else
     fail "compute-sanitizer not found (CUDA toolkit bin/ not on PATH)"

@@ -25,6 +25,13 @@ PYBIND11_MODULE(_native, m) {
   m.attr("cuda_toolkit") = "";
   m.attr("cuda_required_driver") = "";
 #endif
+  // Built with -DSAFEOPS_CUDA_EMULATE=ON: the CUDA entry points run the kernels on the host,
+  // on memory of the emulated device (safeops.native.EmulatedDeviceArray).
+#if SAFEOPS_CUDA_EMULATED
+  m.attr("cuda_emulated") = true;
+#else
+  m.attr("cuda_emulated") = false;
+#endif
   bind_select(m);
   bind_masked_dense(m);
 }

@@ -17,7 +17,7 @@ def _info(args):
         ("safeops", _build_info.VERSION),
         ("TensorFlow built against", _build_info.TF_VERSION or "none (SAFEOPS_TF=OFF)"),
         *_tensorflow_lines(),
-        ("CUDA kernels", "yes" if _build_info.CUDA else "no"),
+        ("CUDA kernels", "yes" if _build_info.CUDA else _cuda_emulated(_native)),
     ]
     if _build_info.CUDA:
         lines += [
@@ -46,6 +46,12 @@ def _tensorflow_lines():
     gpus = len(tf.config.list_physical_devices("GPU"))
     why = f" ({no_gpu[0]})" if no_gpu and not gpus else ""
     return [("TensorFlow running", tf.__version__), ("GPUs TensorFlow sees", f"{gpus}{why}")]
+
+
+def _cuda_emulated(native):
+    if getattr(native, "cuda_emulated", False):
+        return "emulated on the host (SAFEOPS_CUDA_EMULATE: tests without a GPU)"
+    return "no"
 
 
 def _device_code():

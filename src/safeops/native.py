@@ -3,6 +3,10 @@ device arrays run the CUDA kernels (the exact launchers the TensorFlow GPU ops c
 
 Used by the tests (tests/gpu drive the CUDA kernels through this module on a machine with no
 TensorFlow) and by the GPU benchmarks. Every function returns new arrays of the input's kind.
+
+A build with -DSAFEOPS_CUDA_EMULATE=ON (EMULATED) runs the same CUDA kernels on the host
+(cuda/emulation): its device memory is host memory, held in EmulatedDeviceArray, and torch or
+CuPy arrays are refused there.
 """
 
 import numpy as np
@@ -10,7 +14,14 @@ import numpy as np
 from safeops import _native
 
 CUDA = bool(_native.cuda)
+EMULATED = bool(getattr(_native, "cuda_emulated", False))
 _DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+class EmulatedDeviceArray(np.ndarray):
+    """Memory of the emulated CUDA device: a NumPy array that the CUDA entry points of an
+    emulated build take where a GPU build takes torch or CuPy device arrays (make one with
+    `np.asarray(a).view(EmulatedDeviceArray)`; results come back as this type)."""
 
 
 def _is_torch(a):
@@ -18,25 +29,48 @@ def _is_torch(a):
 
 
 def _is_device(a):
-    return hasattr(a, "__cuda_array_interface__") or (_is_torch(a) and getattr(a, "is_cuda", False))
+    return (
+        isinstance(a, EmulatedDeviceArray)
+        or hasattr(a, "__cuda_array_interface__")
+        or (_is_torch(a) and getattr(a, "is_cuda", False))
+    )
 
 
 def _pointer(a):
-    """Device address of a torch tensor's or a __cuda_array_interface__ array's data."""
+    """Device address of the data of a torch tensor, a __cuda_array_interface__ array or an
+    EmulatedDeviceArray."""
+    if isinstance(a, EmulatedDeviceArray):
+        return a.__array_interface__["data"][0]
     return a.data_ptr() if _is_torch(a) else a.__cuda_array_interface__["data"][0]
 
 
 class _Device:
-    """Pointer, shape and dtype name of a torch tensor or a __cuda_array_interface__ array,
-    plus an allocator for outputs of the same library on the same device."""
+    """Pointer, shape and dtype name of a device array (torch, __cuda_array_interface__ or,
+    in an emulated build, EmulatedDeviceArray), plus an allocator for outputs of the same kind
+    on the same device."""
 
     def __init__(self, a, what):
         self.obj = a
-        if _is_torch(a):
+        if not _is_device(a):
+            raise ValueError(f"safeops.native: {what} must be on a CUDA device, like x")
+        if EMULATED != isinstance(a, EmulatedDeviceArray):
+            why = (
+                "this build emulates CUDA on the host: pass an EmulatedDeviceArray"
+                if EMULATED
+                else "an EmulatedDeviceArray needs a build with SAFEOPS_CUDA_EMULATE=ON"
+            )
+            raise ValueError(f"safeops.native: {what}: {why}")
+        if isinstance(a, EmulatedDeviceArray):
+            if not a.flags.c_contiguous:
+                raise ValueError(f"safeops.native: {what} must be contiguous")
+            self.ptr, self.shape, self.dtype = _pointer(a), a.shape, str(a.dtype)
+            self._empty = lambda shape, dtype: np.empty(
+                shape, a.dtype if dtype == self.dtype else dtype
+            ).view(EmulatedDeviceArray)
+            self.stream = 0
+        elif _is_torch(a):
             import torch
 
-            if not a.is_cuda:
-                raise ValueError(f"safeops.native: {what} must be on a CUDA device, like x")
             if not a.is_contiguous():
                 raise ValueError(f"safeops.native: {what} must be contiguous")
             self.ptr, self.shape = _pointer(a), tuple(a.shape)
@@ -46,8 +80,6 @@ class _Device:
             )
             self.stream = torch.cuda.current_stream(a.device).cuda_stream
         else:
-            if not hasattr(a, "__cuda_array_interface__"):
-                raise ValueError(f"safeops.native: {what} must be a CUDA array, like x")
             import cupy
 
             iface = a.__cuda_array_interface__
@@ -158,7 +190,7 @@ def _activation_name(activation):
 def _dense_operands(x, kernel, what):
     if not _is_device(x):
         raise TypeError(
-            f"safeops.native.{what} runs the CUDA kernels on torch or CuPy device arrays; "
+            f"safeops.native.{what} runs the CUDA kernels on device arrays (torch, CuPy); "
             "on CPU use the TensorFlow op safeops.masked_dense"
         )
     _need_cuda()

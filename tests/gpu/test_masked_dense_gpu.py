@@ -1,37 +1,30 @@
 """GPU tests of the masked_dense CUDA kernels (forward and backward), through safeops.native on
-torch CUDA tensors; no TensorFlow. Every result is compared with the float64 reference of
-_reference.py within error bounds derived from the dtype (see there).
+the device of _backend.py (torch CUDA tensors, or the emulated device); no TensorFlow. Every
+result is compared with the float64 reference of _reference.py within error bounds derived from
+the dtype (see there).
 
 The kernels are driven through the raw bindings with outputs and workspace poisoned (NaN, 0xFF
 bytes) and guard zones around the outputs, so unwritten elements, stray writes and reads of
-unwritten workspace all show; the public wrappers are tested on top.
+unwritten workspace all show; the public wrappers are tested on top. Every kernel here uses
+shared memory (marker `shared_memory`); `large` and `bfloat16` mark what the compute-sanitizer
+runs of tools/gpu_check.sh leave out.
 """
 
 import math
 
+import _reference as ref
 import numpy as np
 import pytest
+from _backend import require
 
-torch = pytest.importorskip("torch")
-if not torch.cuda.is_available():
-    pytest.skip("no CUDA device", allow_module_level=True)
-native = pytest.importorskip("safeops.native")
-if not native.CUDA:
-    pytest.skip("safeops was built without CUDA", allow_module_level=True)
+from safeops import native
 
-import _reference as ref  # noqa: E402
-
-TORCH_DTYPES = {
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "float32": torch.float32,
-    "float64": torch.float64,
-}
-INT_VIEW = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+DEV = require()
+pytestmark = pytest.mark.shared_memory
 # (dtype, allow_tf32): float32 runs on TF32 tensor cores or on the exact SIMT path.
 VARIANTS = [
     ("float16", True),
-    ("bfloat16", True),
+    pytest.param("bfloat16", True, marks=pytest.mark.bfloat16),
     ("float32", False),
     ("float32", True),
     ("float64", True),
@@ -41,14 +34,6 @@ VARIANT_IDS = ["f16", "bf16", "f32", "tf32", "f64"]
 # column tiles, K tails, the 64-wide tiles (N or K <= 64) and the 128-wide ones.
 SHAPES = [(1, 1, 1), (37, 1, 5), (50, 3, 1), (300, 17, 64), (129, 64, 257), (200, 130, 16)]
 GUARD = 64  # poisoned elements before/after each output
-
-
-def _dev():
-    return torch.device("cuda")
-
-
-def _stream():
-    return torch.cuda.current_stream().cuda_stream
 
 
 def make_inputs(rows, K, N, seed, nan_frac=0.15, inf_frac=0.0):
@@ -78,32 +63,27 @@ class Buf:
     def __init__(self, shape, dtype, offset=0, data=None):
         self.n = int(np.prod(shape)) if len(shape) else 1
         self.offset = offset
-        self.buf = torch.full(
-            (GUARD + offset + self.n + GUARD,),
-            float("nan"),
-            dtype=TORCH_DTYPES[dtype],
-            device=_dev(),
-        )
-        self.t = self.buf[GUARD + offset : GUARD + offset + self.n].view(shape)
+        self.buf = DEV.full(GUARD + offset + self.n + GUARD, float("nan"), dtype)
+        self.t = self.buf[GUARD + offset : GUARD + offset + self.n].reshape(shape)
         if data is not None:
-            self.t.copy_(torch.as_tensor(np.asarray(data), dtype=torch.float64).to(self.t.dtype))
+            self.t[...] = DEV.put(data, dtype)
 
     @property
     def ptr(self):
-        return self.t.data_ptr() if self.n else 0
+        return DEV.ptr(self.t) if self.n else 0
 
     def check_guards(self, what):
-        lo = self.buf[: GUARD + self.offset]
-        hi = self.buf[GUARD + self.offset + self.n :]
-        assert torch.isnan(lo).all() and torch.isnan(hi).all(), f"{what}: write outside the output"
+        lo = DEV.get(self.buf[: GUARD + self.offset])
+        hi = DEV.get(self.buf[GUARD + self.offset + self.n :])
+        assert np.isnan(lo).all() and np.isnan(hi).all(), f"{what}: write outside the output"
 
     def numpy(self):
-        return self.t.double().cpu().numpy()
+        return DEV.get(self.t)
 
 
 def workspace(nbytes):
     # 0xFF bytes read as NaN in every float type: reading unwritten workspace poisons results.
-    return torch.full((max(nbytes, 1),), 255, dtype=torch.uint8, device=_dev())
+    return DEV.workspace(nbytes, fill=255)
 
 
 def run_forward(x, w, b, act, renorm, missing, dtype, tf32, offset=0):
@@ -116,9 +96,9 @@ def run_forward(x, w, b, act, renorm, missing, dtype, tf32, offset=0):
     ws = workspace(native._native.cuda_masked_dense_workspace(rows, K, N, *flags))
     native._native.cuda_masked_dense(
         x.ptr, w.ptr, b.ptr if b is not None else 0, y.ptr, z.ptr if z is not None else 0,
-        ws.data_ptr(), rows, K, N, *flags, _stream(),
+        DEV.ptr(ws), rows, K, N, *flags, DEV.stream(),
     )  # fmt: skip
-    torch.cuda.synchronize()
+    DEV.sync()
     y.check_guards("y")
     if z is not None:
         z.check_guards("z")
@@ -135,9 +115,9 @@ def run_backward(x, w, saved, g, act, renorm, missing, dtype, tf32, offset=0, wi
     ws = workspace(native._native.cuda_masked_dense_grad_workspace(rows, K, N, *flags))
     native._native.cuda_masked_dense_grad(
         x.ptr, w.ptr, saved.ptr if saved is not None else 0, g.ptr, dx.ptr, dw.ptr,
-        db.ptr if db is not None else 0, ws.data_ptr(), rows, K, N, *flags, _stream(),
+        db.ptr if db is not None else 0, DEV.ptr(ws), rows, K, N, *flags, DEV.stream(),
     )  # fmt: skip
-    torch.cuda.synchronize()
+    DEV.sync()
     for name, o in (("dx", dx), ("dw", dw), ("db", db)):
         if o is not None:
             o.check_guards(name)
@@ -181,7 +161,7 @@ def check_case(rows, K, N, dtype, tf32, act, renorm, missing="nan", seed=0, offs
         for name, out in zip(("dx", "dw", "db"), got, strict=True):
             assert np.all(np.isfinite(out)), f"{name} {where}: non-finite gradient"
         m = ref.missing_mask(xr, missing)
-        assert np.all(got[0][m] == 0) and not torch.signbit(dx.t).cpu().numpy()[m].any()
+        assert np.all(got[0][m] == 0) and not np.signbit(got[0][m]).any()
     return got
 
 
@@ -273,6 +253,7 @@ def test_zero_rows(dtype, tf32):
     assert np.all(dw.numpy() == 0) and np.all(db.numpy() == 0)  # written, not left poisoned
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("dtype,tf32", VARIANTS, ids=VARIANT_IDS)
 def test_deterministic(dtype, tf32):
     rows, K, N = 6000, 96, 200
@@ -283,47 +264,35 @@ def test_deterministic(dtype, tf32):
     for _ in range(2):
         y, z = run_forward(x, w, b, "gelu", True, "nan", dtype, tf32)
         dx, dw, db = run_backward(x, w, z, g, "gelu", True, "nan", dtype, tf32)
-        runs.append([o.t.clone() for o in (y, z, dx, dw, db)])
-    iv = INT_VIEW[runs[0][0].element_size()]
+        runs.append([DEV.bits(o.t) for o in (y, z, dx, dw, db)])
     for name, a, c in zip(("y", "z", "dx", "dw", "db"), runs[0], runs[1], strict=True):
-        assert torch.equal(a.view(iv), c.view(iv)), f"{name}: runs differ"
+        assert np.array_equal(a, c), f"{name}: runs differ"
 
 
 # ---- clean data: the same as torch (cuBLAS) ------------------------------------------------------
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("dtype,tf32", VARIANTS, ids=VARIANT_IDS)
 @pytest.mark.parametrize("shape", [(4096, 256, 512), (1000, 1024, 300)])
 def test_clean_data_equals_torch_relu_addmm(dtype, tf32, shape):
     rows, K, N = shape
-    gen = torch.Generator(device="cuda").manual_seed(18)
-    td = TORCH_DTYPES[dtype]
-    x = torch.randn(rows, K, device="cuda", generator=gen, dtype=torch.float64)
-    w = torch.randn(K, N, device="cuda", generator=gen, dtype=torch.float64) / math.sqrt(K)
-    b = 0.5 * torch.randn(N, device="cuda", generator=gen, dtype=torch.float64)
-    x, w, b = x.to(td), w.to(td), b.to(td)
+    rng = np.random.default_rng(18)
+    x = DEV.put(rng.standard_normal((rows, K)), dtype)
+    w = DEV.put(rng.standard_normal((K, N)) / math.sqrt(K), dtype)
+    b = DEV.put(0.5 * rng.standard_normal(N), dtype)
     y, z = native.masked_dense(x, w, b, activation="relu", allow_tf32=tf32)
     assert z is None
-    # cuBLAS with float32 accumulation (no reduced-precision reductions), TF32 as asked.
-    mm = torch.backends.cuda.matmul
-    names = ("allow_tf32", "allow_fp16_reduced_precision_reduction",
-             "allow_bf16_reduced_precision_reduction")  # fmt: skip
-    prev = {n: getattr(mm, n) for n in names}
-    try:
-        mm.allow_tf32 = tf32
-        mm.allow_fp16_reduced_precision_reduction = False
-        mm.allow_bf16_reduced_precision_reduction = False
-        want = torch.relu(torch.addmm(b, x, w))
-    finally:
-        for n, v in prev.items():
-            setattr(mm, n, v)
-    truth = torch.relu(torch.addmm(b.double(), x.double(), w.double()))
-    bound = torch.addmm(b.double().abs(), x.double().abs(), w.double().abs())
+    y, (xd, wd, bd) = DEV.get(y), (DEV.get(t) for t in (x, w, b))
+    truth = np.maximum(bd + xd @ wd, 0.0)
+    bound = np.abs(bd) + np.abs(xd) @ np.abs(wd)
     ro, rg = ref.r_out(dtype), ref.r_gemm(dtype, K, tf32)
-    tol = ro * truth.abs() + rg * bound
-    assert ((y.double() - truth).abs() <= tol).all(), "safeops vs float64"
-    # cuBLAS has its own rounding: allow both errors.
-    assert ((y.double() - want.double()).abs() <= 2 * tol + ro * want.double().abs()).all()
+    tol = ro * np.abs(truth) + rg * bound
+    assert (np.abs(y - truth) <= tol).all(), "safeops vs float64"
+    # cuBLAS (float32 accumulation, TF32 as asked) has its own rounding: allow both errors.
+    want = DEV.relu_addmm(b, x, w, tf32)
+    if want is not None:  # the emulated device has no cuBLAS
+        assert (np.abs(y - want) <= 2 * tol + ro * np.abs(want)).all()
 
 
 # ---- the public wrappers ---------------------------------------------------------------------
@@ -331,25 +300,23 @@ def test_clean_data_equals_torch_relu_addmm(dtype, tf32, shape):
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
 def test_wrappers_rank3_input(dtype):
-    td = TORCH_DTYPES[dtype]
     x64, w64, b64, g64 = make_inputs(3 * 41, 19, 23, seed=19)
-    x = torch.as_tensor(x64, device="cuda").to(td).view(3, 41, 19)
-    w = torch.as_tensor(w64, device="cuda").to(td)
-    b = torch.as_tensor(b64, device="cuda").to(td)
-    g = torch.as_tensor(g64, device="cuda").to(td).view(3, 41, 23)
+    x = DEV.put(x64.reshape(3, 41, 19), dtype)
+    w = DEV.put(w64, dtype)
+    b = DEV.put(b64, dtype)
+    g = DEV.put(g64.reshape(3, 41, 23), dtype)
     y, z = native.masked_dense(x, w, b, activation="gelu", renormalize=True)
-    assert y.shape == (3, 41, 23) and z.shape == (3, 41, 23) and y.dtype == td
-    xr, wr, br = (t.double().cpu().numpy() for t in (x.view(-1, 19), w, b))
+    assert y.shape == (3, 41, 23) and z.shape == (3, 41, 23) and DEV.dtype_name(y) == dtype
+    xr, wr, br = (DEV.get(t) for t in (x.reshape(-1, 19), w, b))
     yr, zr = ref.forward(xr, wr, br, "gelu", True, "nan")
     ty, tz = ref.forward_bounds(xr, wr, br, "gelu", True, "nan", dtype, True)
-    ref.check_close(y.double().cpu().numpy().reshape(-1, 23), yr, ty, "y rank 3")
+    ref.check_close(DEV.get(y).reshape(-1, 23), yr, ty, "y rank 3")
     dx, dw, db = native.masked_dense_grad(x, w, z, g, activation="gelu", renormalize=True)
     assert dx.shape == x.shape and dw.shape == w.shape and db.shape == b.shape
-    sr, gr = z.double().cpu().numpy().reshape(-1, 23), g.double().cpu().numpy().reshape(-1, 23)
+    sr, gr = DEV.get(z).reshape(-1, 23), DEV.get(g).reshape(-1, 23)
     want = ref.backward(xr, wr, sr, gr, "gelu", True, "nan")
     tols = ref.backward_bounds(xr, wr, sr, gr, "gelu", True, "nan", dtype, True)
-    got = (dx.double().cpu().numpy().reshape(-1, 19), dw.double().cpu().numpy())
-    got += (db.double().cpu().numpy(),)
+    got = (DEV.get(dx).reshape(-1, 19), DEV.get(dw), DEV.get(db))
     for name, out, wv, tol in zip(("dx", "dw", "db"), got, want, tols, strict=True):
         ref.check_close(out, wv, tol, f"{name} rank 3")
     _, _, no_db = native.masked_dense_grad(x, w, z, g, activation="gelu", has_bias=False)
@@ -357,8 +324,11 @@ def test_wrappers_rank3_input(dtype):
 
 
 def test_wrapper_errors():
-    x = torch.zeros(4, 3, device="cuda")
-    w = torch.zeros(3, 2, device="cuda")
+    def zeros(*shape, dtype="float32"):
+        return DEV.put(np.zeros(shape), dtype)
+
+    x = zeros(4, 3)
+    w = zeros(3, 2)
     with pytest.raises(TypeError, match="TensorFlow op"):
         native.masked_dense(np.zeros((4, 3), np.float32), np.zeros((3, 2), np.float32))
     with pytest.raises(ValueError, match="activation"):
@@ -366,21 +336,21 @@ def test_wrapper_errors():
     with pytest.raises(ValueError, match="missing"):
         native.masked_dense(x, w, missing="inf")
     with pytest.raises(ValueError, match="kernel"):
-        native.masked_dense(x, torch.zeros(4, 2, device="cuda"))
+        native.masked_dense(x, zeros(4, 2))
     with pytest.raises(ValueError, match="rank"):
-        native.masked_dense(torch.zeros(3, device="cuda"), w)
+        native.masked_dense(zeros(3), w)
     with pytest.raises(ValueError, match="bias"):
-        native.masked_dense(x, w, torch.zeros(3, device="cuda"))
+        native.masked_dense(x, w, zeros(3))
     with pytest.raises(TypeError, match="dtype"):
-        native.masked_dense(x, w.double())
+        native.masked_dense(x, zeros(3, 2, dtype="float64"))
     with pytest.raises(ValueError, match="saved"):
-        native.masked_dense_grad(x, w, None, torch.zeros(4, 2, device="cuda"), activation="relu")
+        native.masked_dense_grad(x, w, None, zeros(4, 2), activation="relu")
     with pytest.raises(ValueError, match="grad"):
-        native.masked_dense_grad(x, w, None, torch.zeros(4, 3, device="cuda"))
+        native.masked_dense_grad(x, w, None, zeros(4, 3))
 
 
 def test_cupy_arrays():
-    cupy = pytest.importorskip("cupy")
+    cupy = DEV.cupy()
     x64, w64, b64, _ = make_inputs(50, 10, 20, seed=20)
     for dtype in ("float16", "float32"):
         x, w, b = (cupy.asarray(a.astype(dtype)) for a in (x64, w64, b64))

@@ -4,8 +4,9 @@ with NaN/Inf: every broadcast pattern (flat, scalar, strided condition, general 
 split into groups or not), every dtype, empty tensors, unaligned pointers, poisoned outputs,
 sizes around the vector width, determinism. No TensorFlow (see conftest.py).
 
-Test ids containing "large" are the big tensors; tools/gpu_check.sh leaves them out of the
-compute-sanitizer runs."""
+Markers (pyproject.toml) select the compute-sanitizer subsets of tools/gpu_check.sh: `large`
+(the big tensors), `shared_memory` (the backward, whose scalar reductions sum in shared memory),
+`bfloat16`."""
 
 import numpy as np
 import pytest
@@ -42,11 +43,18 @@ GPU_CASES = dict(
     large_strided_cond=((64, 1, 512), (64, 32, 512), (32, 1)),
     large_3d_mix=((16, 1, 300), (1, 40, 300), (16, 40, 1)),
 )
-CASES = pytest.mark.parametrize("case", list(GPU_CASES.values()), ids=list(GPU_CASES))
+LARGE = pytest.mark.large
+
+
+def _cases(named):
+    return [pytest.param(v, id=k, marks=LARGE if k.startswith("large") else ()) for k, v in named]
+
+
+CASES = pytest.mark.parametrize("case", _cases(GPU_CASES.items()))
 FILLS = pytest.mark.parametrize("case", list(FILL_CASES.values()), ids=list(FILL_CASES))
 POLICIES = pytest.mark.parametrize("missing", ["nan", "nonfinite"])
 SIZES = sorted(set(range(1, 18)) | {2**k + d for k in (5, 8, 12, 16, 20) for d in (-1, 0, 1)})
-SIZE_IDS = [f"large_n{n}" if n > 1 << 17 else f"n{n}" for n in SIZES]
+SIZE_PARAMS = _cases((f"large_n{n}" if n > 1 << 17 else f"n{n}", n) for n in SIZES)
 
 
 def out_shape(case):
@@ -80,6 +88,7 @@ def test_where_forward(case, dtype, arrays, rng):
     assert_same(arrays.get(out), where_ref(c, x, y), "where")
 
 
+@pytest.mark.shared_memory
 @CASES
 def test_where_backward(case, dtype, arrays, rng):
     cs, xs, ys = case
@@ -90,6 +99,7 @@ def test_where_backward(case, dtype, arrays, rng):
     check_grads(arrays, got, refs, (xs, ys), size(out_shape(case)), dtype)
 
 
+@pytest.mark.shared_memory
 @pytest.mark.parametrize("case", list(BROADCAST_CASES.values()), ids=list(BROADCAST_CASES))
 @pytest.mark.parametrize("target", [0, 1], ids=["x", "y"])
 def test_where_backward_nan_upstream_where_not_selected(case, target, dtype, arrays, rng):
@@ -110,6 +120,7 @@ def test_where_backward_nan_upstream_where_not_selected(case, target, dtype, arr
         assert_sum_close(got, ref, dtype)
 
 
+@pytest.mark.shared_memory
 @FILLS
 @POLICIES
 def test_fill_missing_forward_and_backward(case, missing, dtype, arrays, rng):
@@ -135,8 +146,9 @@ def test_fill_missing_forward_and_backward(case, missing, dtype, arrays, rng):
     )
 
 
+@pytest.mark.shared_memory
 @pytest.mark.parametrize("offset", [0, 1], ids=["aligned", "odd_offset"])
-@pytest.mark.parametrize("n", SIZES, ids=SIZE_IDS)
+@pytest.mark.parametrize("n", SIZE_PARAMS)
 def test_sizes_around_the_vector_width(n, offset, dtype, arrays, rng):
     """Flat kernels: whole 16-byte groups, a partial last group, and inputs at an odd element
     offset (no vector loads)."""
@@ -152,6 +164,7 @@ def test_sizes_around_the_vector_width(n, offset, dtype, arrays, rng):
     assert_same(arrays.get(out), fill_missing_ref(arrays.get(x), arrays.get(value), "nonfinite"))
 
 
+@pytest.mark.shared_memory
 @pytest.mark.parametrize("offset", [0, 1], ids=["aligned", "odd_offset"])
 @CASES
 def test_every_output_element_is_written(case, offset, dtype, raw, rng):
@@ -163,20 +176,23 @@ def test_every_output_element_is_written(case, offset, dtype, raw, rng):
     stream = raw.stream()
     out = raw.poisoned(shape, dtype, offset)
     _native.cuda_where(
-        cd.data_ptr(), cs, xd.data_ptr(), xs, yd.data_ptr(), ys, out.data_ptr(), dtype.name, stream
+        raw.ptr(cd), cs, raw.ptr(xd), xs, raw.ptr(yd), ys, raw.ptr(out), dtype.name, stream
     )
     assert_same(raw.get(out), where_ref(c, x, y), "where")
+    assert raw.guard_intact(out), "where: write past the end of the output"
 
     g = raw.put(finite_values(rng, shape, None), dtype)
     gx, gy = raw.poisoned(xs, dtype, offset), raw.poisoned(ys, dtype, offset)
     ws = raw.workspace(_native.cuda_where_grad_workspace(cs, xs, ys, dtype.name))
     _native.cuda_where_grad(
-        cd.data_ptr(), cs, xs, ys, g.data_ptr(), shape, gx.data_ptr(), gy.data_ptr(),
-        ws.data_ptr(), dtype.name, stream,
+        raw.ptr(cd), cs, xs, ys, raw.ptr(g), shape, raw.ptr(gx), raw.ptr(gy),
+        raw.ptr(ws), dtype.name, stream,
     )  # fmt: skip
     check_grads(raw, (gx, gy), where_grad_ref(c, xs, ys, raw.get(g)), (xs, ys), size(shape), dtype)
+    assert raw.guard_intact(gx) and raw.guard_intact(gy), "where_grad: write past the end"
 
 
+@pytest.mark.shared_memory
 @pytest.mark.parametrize("offset", [0, 1], ids=["aligned", "odd_offset"])
 @FILLS
 def test_every_fill_missing_output_element_is_written(case, offset, dtype, raw, rng):
@@ -187,26 +203,25 @@ def test_every_fill_missing_output_element_is_written(case, offset, dtype, raw, 
     stream = raw.stream()
     out = raw.poisoned(xs, dtype, offset)
     _native.cuda_fill_missing(
-        x.data_ptr(), xs, value.data_ptr(), vs, out.data_ptr(), "nan", dtype.name, stream
+        raw.ptr(x), xs, raw.ptr(value), vs, raw.ptr(out), "nan", dtype.name, stream
     )
     assert_same(raw.get(out), fill_missing_ref(x64, raw.get(value), "nan"))
+    assert raw.guard_intact(out), "fill_missing: write past the end of the output"
     g = raw.put(finite_values(rng, xs, None), dtype)
     gx, gv = raw.poisoned(xs, dtype, offset), raw.poisoned(vs, dtype, offset)
     ws = raw.workspace(_native.cuda_fill_missing_grad_workspace(xs, vs, dtype.name))
     _native.cuda_fill_missing_grad(
-        x.data_ptr(), xs, vs, g.data_ptr(), xs, gx.data_ptr(), gv.data_ptr(), ws.data_ptr(),
+        raw.ptr(x), xs, vs, raw.ptr(g), xs, raw.ptr(gx), raw.ptr(gv), raw.ptr(ws),
         "nan", dtype.name, stream,
     )  # fmt: skip
     want_gx, want_gv = fill_missing_grad_ref(x64, vs, raw.get(g), "nan")
     assert_same(raw.get(gx), want_gx, "d/dx")
     assert_sum_close(raw.get(gv), want_gv, dtype, "d/dvalue")
+    assert raw.guard_intact(gx) and raw.guard_intact(gv), "fill_missing_grad: write past the end"
 
 
-@pytest.mark.parametrize(
-    "case",
-    [GPU_CASES[k] for k in GPU_CASES if k.startswith("large")],
-    ids=[k for k in GPU_CASES if k.startswith("large")],
-)
+@pytest.mark.shared_memory
+@pytest.mark.parametrize("case", _cases((k, v) for k, v in GPU_CASES.items() if "large" in k))
 def test_determinism(case, arrays, rng):
     """The same inputs give bit-identical results, reductions included."""
     dtype = DTYPES[2]
@@ -236,21 +251,21 @@ def test_bad_device_arguments(raw, rng, dtype):
     c = raw.put(random_bool(rng, (4, 6)))
     x = raw.put(finite_values(rng, (4, 6), None), dtype)
     with pytest.raises(ValueError, match="contiguous"):
-        native.where(c, x.t(), x.t())
+        native.where(c, x.T, x.T)
     with pytest.raises(ValueError, match=r"\[4,6\] \(condition\), \[5\] \(x\)"):
         native.where(c, x[0, :5], x[0, :5])
     with pytest.raises(TypeError, match="condition must be bool"):
         native.where(x, x, x)
-    other = x.double() if dtype.name != "float64" else x.float()
+    other = raw.put(raw.get(x), DTYPES[3] if dtype.name != "float64" else DTYPES[2])
     with pytest.raises(TypeError, match="differ in dtype"):
         native.where(c, x, other)
     with pytest.raises(ValueError, match="condition must be on a CUDA device"):
-        native.where(c.cpu(), x, x)
+        native.where(raw.host(c), x, x)
 
 
 def test_cupy_arrays(raw, rng):
     """The __cuda_array_interface__ path (CuPy) runs the same kernels."""
-    cupy = pytest.importorskip("cupy")
+    cupy = raw.cupy()
     for dtype in (DTYPES[0], DTYPES[2]):
         c = random_bool(rng, (5, 1))
         x = special_values(rng, (5, 7), dtype)

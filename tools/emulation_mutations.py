@@ -1,0 +1,81 @@
+"""Seeded bugs for tools/emulation_check.py: each is one textual change to a copy of the CUDA
+kernels that the emulated tests/gpu must catch. A mutation must match its source exactly once,
+so that it cannot silently stop applying when the kernels change (the check then fails and
+says so).
+"""
+
+import dataclasses
+import pathlib
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutation:
+    name: str
+    file: str  # in cuda/
+    old: str
+    new: str
+    tests: tuple  # pytest arguments (relative to tests/gpu) of the cases that must fail
+    why: str
+
+
+_MASKED_DENSE = ("test_masked_dense_gpu.py", "-k", "matches_reference")
+
+MUTATIONS = (
+    Mutation(
+        "gemm_mainloop_barrier",
+        "masked_dense_gemm.cuh",
+        old="      if (next) put(cur ^ 1);  // the other stage was last read before the previous "
+        "barrier\n      __syncthreads();\n",
+        new="      if (next) put(cur ^ 1);  // the other stage was last read before the previous "
+        "barrier\n",
+        tests=_MASKED_DENSE,
+        why="the GEMM main loop without its barrier: warps read a shared-memory stage before "
+        "the others have written it, and overwrite one still being read",
+    ),
+    Mutation(
+        "vector_tail_guard",
+        "select.cu",
+        old="    const bool full = vec && cnt == N;\n    bool m[N];\n    if (CondFull) {",
+        new="    const bool full = vec;\n    bool m[N];\n    if (CondFull) {",
+        tests=("test_select_gpu.py", "-k", "every_output_element_is_written and not large"),
+        why="select's forward uses its 16-byte vector path on the partial last group: "
+        "a store past the end of the output",
+    ),
+    Mutation(
+        "wmma_lane_pointer",
+        "masked_dense_gemm.cuh",
+        old="load_matrix_sync(fa, a + TA::at(m0 + 16 * i, k), TA::kLd);",
+        new="load_matrix_sync(fa, a + TA::at(m0 + 16 * i, k) + (threadIdx.x % 32 == 7 ? 16 : 0), "
+        "TA::kLd);",
+        tests=_MASKED_DENSE,
+        why="one lane of each warp passes wmma::load_matrix_sync a different (aligned) pointer",
+    ),
+    Mutation(
+        "divergent_barrier",
+        "cuda_common.cuh",
+        old="  if (lane == 0) warp_sums[warp] = v;\n  __syncthreads();\n",
+        new="  if (lane == 0) {\n    warp_sums[warp] = v;\n    __syncthreads();\n  }\n",
+        tests=("test_select_gpu.py", "-k", "where_backward and not nan_upstream and not large"),
+        why="block_sum's barrier moved into the code only lane 0 of each warp runs",
+    ),
+)
+
+
+SOURCES = (".cu", ".cuh", ".h")
+
+
+def write_sources(src, dst, mutation=None):
+    """Copies the CUDA sources and headers of `src` to `dst` with `mutation` applied (None: as
+    they are); raises ValueError when the mutation does not match exactly once."""
+    dst = pathlib.Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    for path in sorted(p for p in pathlib.Path(src).iterdir() if p.suffix in SOURCES):
+        text = path.read_text()
+        if mutation is not None and path.name == mutation.file:
+            count = text.count(mutation.old)
+            if count != 1:
+                raise ValueError(f"mutation {mutation.name}: found {count} times in {path.name}")
+            text = text.replace(mutation.old, mutation.new)
+        target = dst / path.name
+        if not target.exists() or target.read_text() != text:  # unchanged files keep their
+            target.write_text(text)  # timestamps, so only mutated sources rebuild
