@@ -3,11 +3,11 @@
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
+#include "tf_compat.h"
 
 namespace safeops {
 namespace tf {
 
-using ::tensorflow::Status;
 using ::tensorflow::shape_inference::DimensionHandle;
 using ::tensorflow::shape_inference::InferenceContext;
 using ::tensorflow::shape_inference::ShapeHandle;
@@ -53,7 +53,7 @@ REGISTER_OP("Safeops>MaskedDense")
       TF_RETURN_IF_ERROR(c->Concatenate(leading, c->Vector(n), &out));
       c->set_output(0, out);
       c->set_output(1, saves_pre_activation(c) ? out : c->Vector(0));
-      return ::tensorflow::OkStatus();
+      return ok_status();
     })
     .Doc(R"doc(
 Fused NaN-masked dense layer (DESIGN.md): with m = missing(x), xf = m ? 0 : x and
@@ -80,7 +80,7 @@ REGISTER_OP("Safeops>MaskedDenseGrad")
       c->set_output(0, c->input(0));
       c->set_output(1, kernel);
       c->set_output(2, c->Vector(c->Dim(kernel, 1)));
-      return ::tensorflow::OkStatus();
+      return ok_status();
     })
     .Doc(R"doc(
 Gradient of MaskedDense: dz = grad * act'(.) from `saved` (the output for relu, sigmoid and tanh,
@@ -98,7 +98,7 @@ REGISTER_OP("Safeops>MaskedDenseInput")
       ShapeHandle x;
       TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 1, &x));
       c->set_output(0, x);
-      return ::tensorflow::OkStatus();
+      return ok_status();
     })
     .Doc(R"doc(
 masked_dense's row prologue: output = m ? 0 : s * x over the last axis (one pass; missing count
