@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# Builds the safeops wheel with its CUDA kernels and repairs it to a manylinux tag.
+# Builds the safeops wheels, one per Python, with the CUDA kernels, and repairs them to a
+# manylinux tag.
 #
 #   tools/build_wheel.sh [OUT_DIR]        (default: wheelhouse/)
 #
+# SAFEOPS_PYTHON_VERSIONS (default: every supported one, tools/python_versions.sh) chooses the
+# Pythons; each is found by tools/find_python.sh (python3.X on the PATH, or pyenv). Every wheel is built by `pip
+# wheel .` in pip's isolated build environment, so against TensorFlow 2.21, and requires
+# TensorFlow 2.21.
+#
 # The CUDA kernels are built when nvcc is found (sm_75, sm_80, sm_86, sm_89 and sm_90 machine
-# code plus sm_90 PTX; override with SAFEOPS_CUDA_ARCHITECTURES). auditwheel vendors nothing of
-# TensorFlow's: the op library links libtensorflow_framework.so.2, which the tensorflow wheel
-# provides at run time, and the CUDA runtime is linked statically.
+# code plus sm_90 PTX; override with SAFEOPS_CUDA_ARCHITECTURES). They, the CPU kernels and
+# the TensorFlow op library do not depend on the Python: the first wheel compiles them and the
+# compiler cache (cmake/CompilerCache.cmake) hands the same objects to the others, which
+# compile only their Python module (csrc/native). auditwheel vendors nothing of TensorFlow's:
+# the op library links libtensorflow_framework.so.2, which the tensorflow wheel provides at
+# run time, and the CUDA runtime is linked statically.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-wheelhouse}"
+versions="${SAFEOPS_PYTHON_VERSIONS:-$(tools/python_versions.sh | tr '\n' ' ')}"
 raw="$(mktemp -d)"
 trap 'rm -rf "$raw"' EXIT
 
@@ -18,12 +28,24 @@ args=()
 if [ -n "${SAFEOPS_CUDA_ARCHITECTURES:-}" ]; then
   args+=("-Ccmake.define.SAFEOPS_CUDA_ARCHITECTURES=${SAFEOPS_CUDA_ARCHITECTURES}")
 fi
-python -m pip wheel . --no-deps --wheel-dir "$raw" "${args[@]}"
 
 mkdir -p "$out"
-auditwheel repair "$raw"/safeops-*.whl --wheel-dir "$out" \
-  --exclude libtensorflow_framework.so.2 \
-  --exclude libtensorflow_cc.so.2
-wheel=$(ls -t "$out"/safeops-*.whl | head -n 1)
-echo "built $wheel"
-auditwheel show "$wheel"
+start=$SECONDS
+for version in $versions; do
+  python_x=$(tools/find_python.sh "$version")
+  t0=$SECONDS
+  echo "-- building the wheel for Python $version ($python_x)"
+  "$python_x" -m pip wheel . --no-deps --wheel-dir "$raw/$version" "${args[@]}"
+  auditwheel repair "$raw/$version"/safeops-*.whl --wheel-dir "$out" \
+    --exclude libtensorflow_framework.so.2 \
+    --exclude libtensorflow_cc.so.2
+  echo "-- Python $version: $((SECONDS - t0)) s"
+done
+
+for version in $versions; do
+  tag="cp${version/./}"
+  wheel=$(ls -t "$out"/safeops-*-"$tag"-"$tag"-*.whl | head -n 1)
+  auditwheel show "$wheel" | head -n 3
+done
+echo "-- wheels for Python $versions built in $((SECONDS - start)) s:"
+ls -l "$out"/safeops-*.whl
