@@ -80,7 +80,8 @@ done
 
 for version in "${versions[@]}"; do
   tag="cp${version/./}"
-  auditwheel show "$(ls -t "$out"/safeops-*-"$tag"-"$tag"-*.whl | head -n 1)" | head -n 3
+  auditwheel show "$(ls -t "$out"/safeops-*-"$tag"-"$tag"-*.whl | head -n 1)" >"$raw/show.txt"
+  head -n 3 "$raw/show.txt"
 done
 echo "-- wheels for Python ${versions[*]} built in $((SECONDS - start)) s:"
 ls -l "$out"/safeops-*.whl
