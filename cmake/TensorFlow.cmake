@@ -30,12 +30,18 @@ if(NOT "_GLIBCXX_USE_CXX11_ABI=1" IN_LIST TF_DEFINITIONS)
                       "C++11 ABI; flags: ${_tf_flags}")
 endif()
 
+# The headers through a link in the build directory: the same command lines (and compiler cache
+# keys) in every environment; the version in the definitions makes another TensorFlow rebuild.
+safeops_stable_path(_tf_include tensorflow-include "${TF_INCLUDE_DIR}")
+list(APPEND TF_DEFINITIONS "SAFEOPS_TF_VERSION_STRING=\"${SAFEOPS_TF_VERSION}\"")
+
+# Not cached: every configure finds the library of the TensorFlow it runs with.
 find_library(TF_FRAMEWORK_LIBRARY NAMES libtensorflow_framework.so.2 tensorflow_framework
-             PATHS ${TF_LIB_DIR} NO_DEFAULT_PATH REQUIRED)
+             PATHS ${TF_LIB_DIR} NO_DEFAULT_PATH NO_CACHE REQUIRED)
 add_library(tensorflow::framework SHARED IMPORTED)
 set_target_properties(tensorflow::framework PROPERTIES
   IMPORTED_LOCATION ${TF_FRAMEWORK_LIBRARY}
   IMPORTED_NO_SONAME FALSE
-  INTERFACE_INCLUDE_DIRECTORIES ${TF_INCLUDE_DIR}
+  INTERFACE_INCLUDE_DIRECTORIES ${_tf_include}
   INTERFACE_COMPILE_DEFINITIONS "${TF_DEFINITIONS}")
 message(STATUS "safeops: TensorFlow ${SAFEOPS_TF_VERSION} at ${TF_LIB_DIR}")

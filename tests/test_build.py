@@ -66,3 +66,20 @@ def test_too_old_driver_message_says_what_is_needed():
     assert _native.cuda_toolkit in message
     for arch in _build_info.CUDA_ARCHITECTURES.split(";"):
         assert arch in message
+
+
+def test_another_tensorflow_minor_is_refused_with_what_to_install(monkeypatch):
+    # An op library loaded under another TensorFlow minor would fail with undefined symbols
+    # (or worse); the import refuses first and says what to install.
+    from safeops import _loader
+
+    major, minor = (int(part) for part in tf.__version__.split(".")[:2])
+    other = f"{major}.{minor - 1}.0"
+    monkeypatch.setattr(_build_info, "TF_VERSION", other)
+    with pytest.raises(ImportError) as info:
+        _loader._check_tensorflow()
+    message = str(info.value)
+    assert f"built against TensorFlow {other}" in message
+    assert f"TensorFlow {tf.__version__} is installed" in message
+    assert f"tensorflow=={major}.{minor - 1}.*" in message
+    assert "pip install --no-build-isolation ." in message

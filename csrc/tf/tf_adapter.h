@@ -10,6 +10,7 @@
 #include "missing.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
+#include "tf_compat.h"
 
 namespace safeops {
 namespace tf {
@@ -46,14 +47,13 @@ inline void* data(tfw::Tensor* t) { return const_cast<char*>(t->tensor_data().da
 
 // The op's "missing" attribute. The op definitions restrict it to "nan" / "nonfinite", so an
 // error here means a malformed graph.
-inline tfw::Status read_missing(tfw::OpKernelConstruction* ctx, Missing* out) {
+inline Status read_missing(tfw::OpKernelConstruction* ctx, Missing* out) {
   std::string s;
   TF_RETURN_IF_ERROR(ctx->GetAttr("missing", &s));
   if (!parse_missing(s, out)) {
-    return tfw::errors::InvalidArgument("unknown missing policy '", s,
-                                        "'; expected 'nan' or 'nonfinite'");
+    return invalid_argument("unknown missing policy '", s, "'; expected 'nan' or 'nonfinite'");
   }
-  return tfw::OkStatus();
+  return ok_status();
 }
 
 // Runs CPU kernels on the op's intra-op thread pool.
@@ -67,7 +67,7 @@ class TfCpuRunner : public CpuRunner {
       if (n > 0) fn(0, n);
       return;
     }
-    pool_->ParallelFor(n, cost_per_unit, fn);
+    thread_pool_parallel_for(pool_, n, cost_per_unit, fn);
   }
 
  private:
@@ -82,10 +82,9 @@ struct Gpu {};
 // The op's CUDA stream, without CUDA headers.
 void* gpu_stream(tfw::OpKernelContext* ctx);
 // OK, or an Internal error carrying the launcher's explanation of `code`.
-tfw::Status gpu_status(int code, const char* what);
+Status gpu_status(int code, const char* what);
 // Device scratch of `bytes` (null when 0) owned by the op for this call.
-tfw::Status gpu_scratch(tfw::OpKernelContext* ctx, std::size_t bytes, tfw::Tensor* holder,
-                        void** ptr);
+Status gpu_scratch(tfw::OpKernelContext* ctx, std::size_t bytes, tfw::Tensor* holder, void** ptr);
 #endif
 
 }  // namespace tf

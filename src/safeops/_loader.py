@@ -25,7 +25,8 @@ def _check_tensorflow():
             f"safeops was built against TensorFlow {built} but TensorFlow {running} is "
             f"installed; the op library's C++ ABI only matches TensorFlow "
             f"{'.'.join(_minor(built))}.x. Install tensorflow=={'.'.join(_minor(built))}.* "
-            "or rebuild safeops against the installed TensorFlow (`pip install .`)"
+            "or rebuild safeops against the installed TensorFlow (from its source: "
+            "`pip install --no-build-isolation .`, see README.md, Building)"
         )
 
 

@@ -11,19 +11,18 @@ void* gpu_stream(tfw::OpKernelContext* ctx) {
   return ctx->op_device_context()->stream()->platform_specific_handle().stream;
 }
 
-tfw::Status gpu_status(int code, const char* what) {
-  if (code == 0) return tfw::OkStatus();
-  return tfw::errors::Internal(what, ": CUDA launch failed: ", cuda::error_string(code));
+Status gpu_status(int code, const char* what) {
+  if (code == 0) return ok_status();
+  return internal_error(what, ": CUDA launch failed: ", cuda::error_string(code));
 }
 
-tfw::Status gpu_scratch(tfw::OpKernelContext* ctx, std::size_t bytes, tfw::Tensor* holder,
-                        void** ptr) {
+Status gpu_scratch(tfw::OpKernelContext* ctx, std::size_t bytes, tfw::Tensor* holder, void** ptr) {
   *ptr = nullptr;
-  if (bytes == 0) return tfw::OkStatus();
+  if (bytes == 0) return ok_status();
   TF_RETURN_IF_ERROR(
       ctx->allocate_temp(tfw::DT_INT8, tfw::TensorShape({static_cast<int64>(bytes)}), holder));
   *ptr = data(holder);
-  return tfw::OkStatus();
+  return ok_status();
 }
 
 }  // namespace tf

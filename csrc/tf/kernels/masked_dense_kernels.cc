@@ -5,7 +5,8 @@
 // runs on a CPU (a SavedModel served elsewhere): row prologue + Eigen contraction + epilogue.
 // The Python wrapper does not use it on CPU: there it composes Safeops>MaskedDenseInput with
 // TensorFlow's own MatMul/BiasAdd/activation, which oneDNN runs faster than Eigen.
-#define EIGEN_USE_THREADS
+// EIGEN_USE_THREADS (the contraction on TF's thread pool) is defined for the whole op library
+// (csrc/tf/CMakeLists.txt): its files are compiled as one translation unit.
 
 #include <string>
 
@@ -43,13 +44,13 @@ enum AttrSet : int { kMasking = 1, kActivation = 2 };
 DenseAttrs read_attrs(OpKernelConstruction* ctx, int which) {
   DenseAttrs a;
   std::string activation = "linear";
-  tfw::Status st;
+  Status st;
   if (which & kMasking) st = ctx->GetAttr("renormalize", &a.renormalize);
   if (st.ok() && (which & kMasking)) st = read_missing(ctx, &a.missing);
   if (st.ok() && (which & kActivation)) st = ctx->GetAttr("activation", &activation);
   // The op definition restricts the activation too; a failure means a malformed graph.
   if (st.ok() && !parse_activation(activation, &a.activation)) {
-    st = tfw::errors::InvalidArgument("unknown activation '", activation, "'");
+    st = invalid_argument("unknown activation '", activation, "'");
   }
   if (!st.ok()) ctx->CtxFailure(st);
   return a;
@@ -62,18 +63,17 @@ struct DenseDims {
 };
 
 bool dense_dims(OpKernelContext* ctx, const Tensor& x, const Tensor& kernel, DenseDims* d) {
-  tfw::Status st;
+  Status st;
   if (x.dims() < 2) {
-    st = tfw::errors::InvalidArgument("masked_dense: x must have rank >= 2, got shape ",
-                                      x.shape().DebugString());
+    st = invalid_argument("masked_dense: x must have rank >= 2, got shape ",
+                          x.shape().DebugString());
   } else if (kernel.dims() != 2) {
-    st = tfw::errors::InvalidArgument("masked_dense: kernel must have rank 2, got shape ",
-                                      kernel.shape().DebugString());
+    st = invalid_argument("masked_dense: kernel must have rank 2, got shape ",
+                          kernel.shape().DebugString());
   } else if (kernel.dim_size(0) != x.dim_size(x.dims() - 1)) {
-    st =
-        tfw::errors::InvalidArgument("masked_dense: x of shape ", x.shape().DebugString(), " has ",
-                                     x.dim_size(x.dims() - 1), " features but kernel of shape ",
-                                     kernel.shape().DebugString(), " expects ", kernel.dim_size(0));
+    st = invalid_argument("masked_dense: x of shape ", x.shape().DebugString(), " has ",
+                          x.dim_size(x.dims() - 1), " features but kernel of shape ",
+                          kernel.shape().DebugString(), " expects ", kernel.dim_size(0));
   }
   if (!st.ok()) {
     ctx->CtxFailure(st);
@@ -129,7 +129,7 @@ struct Dense<Cpu> {
       OP_REQUIRES_OK(ctx, ctx->allocate_temp(acc_type, TensorShape({d.rows, d.K}), &xs));
       OP_REQUIRES_OK(ctx, ctx->allocate_temp(acc_type, TensorShape({d.rows, d.N}), &acc));
       const A* w = kernel_as_acc<T, A>(ctx, kernel, &w_acc);
-      OP_REQUIRES(ctx, w != nullptr, tfw::errors::ResourceExhausted("masked_dense: kernel copy"));
+      OP_REQUIRES(ctx, w != nullptr, resource_exhausted("masked_dense: kernel copy"));
       masked_input_forward_cpu(to_dtype(x.dtype()), at.missing, at.renormalize, d.rows, d.K,
                                data(x), data(&xs), true, runner);
       const Eigen::array<Eigen::IndexPair<int>, 1> contract = {Eigen::IndexPair<int>(1, 0)};
@@ -162,7 +162,7 @@ struct Dense<Cpu> {
       OP_REQUIRES_OK(ctx, ctx->allocate_temp(acc_type, TensorShape({d.rows, d.K}), &dxs));
       OP_REQUIRES_OK(ctx, ctx->allocate_temp(acc_type, TensorShape({d.K, d.N}), &dw_acc));
       const A* w = kernel_as_acc<T, A>(ctx, kernel, &w_acc);
-      OP_REQUIRES(ctx, w != nullptr, tfw::errors::ResourceExhausted("masked_dense: kernel copy"));
+      OP_REQUIRES(ctx, w != nullptr, resource_exhausted("masked_dense: kernel copy"));
       activation_backward_cpu(dt, at.activation, d.rows, d.N,
                               saved.NumElements() ? data(saved) : nullptr, data(g), data(&dz), true,
                               data(db), runner);
@@ -246,10 +246,10 @@ class MaskedDenseOp : public OpKernel {
     const Tensor &x = ctx->input(0), &kernel = ctx->input(1), &bias = ctx->input(2);
     DenseDims d;
     if (!dense_dims(ctx, x, kernel, &d)) return;
-    OP_REQUIRES(ctx, bias.dims() == 1 && bias.dim_size(0) == d.N,
-                tfw::errors::InvalidArgument("masked_dense: bias must have shape [", d.N,
-                                             "] to match kernel ", kernel.shape().DebugString(),
-                                             ", got ", bias.shape().DebugString()));
+    OP_REQUIRES(
+        ctx, bias.dims() == 1 && bias.dim_size(0) == d.N,
+        invalid_argument("masked_dense: bias must have shape [", d.N, "] to match kernel ",
+                         kernel.shape().DebugString(), ", got ", bias.shape().DebugString()));
     Tensor *y = nullptr, *z = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, d.out, &y));
     const bool save_z = saved_for(at_.activation) == Saved::kPreActivation;
@@ -273,15 +273,13 @@ class MaskedDenseGradOp : public OpKernel {
                  &g = ctx->input(3);
     DenseDims d;
     if (!dense_dims(ctx, x, kernel, &d)) return;
-    OP_REQUIRES(
-        ctx, g.shape() == d.out,
-        tfw::errors::InvalidArgument("masked_dense gradient: grad has shape ",
-                                     g.shape().DebugString(), ", expected ", d.out.DebugString()));
+    OP_REQUIRES(ctx, g.shape() == d.out,
+                invalid_argument("masked_dense gradient: grad has shape ", g.shape().DebugString(),
+                                 ", expected ", d.out.DebugString()));
     const bool needs_saved = saved_for(at_.activation) != Saved::kNone;
     OP_REQUIRES(ctx, !needs_saved || saved.shape() == d.out,
-                tfw::errors::InvalidArgument("masked_dense gradient: saved activation has shape ",
-                                             saved.shape().DebugString(), ", expected ",
-                                             d.out.DebugString()));
+                invalid_argument("masked_dense gradient: saved activation has shape ",
+                                 saved.shape().DebugString(), ", expected ", d.out.DebugString()));
     Tensor *dx = nullptr, *dw = nullptr, *db = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, kernel.shape(), &dw));
@@ -304,9 +302,9 @@ class MaskedDenseInputOp : public OpKernel {
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
-    OP_REQUIRES(ctx, x.dims() >= 1,
-                tfw::errors::InvalidArgument("masked_dense: x must have rank >= 1, got ",
-                                             x.shape().DebugString()));
+    OP_REQUIRES(
+        ctx, x.dims() >= 1,
+        invalid_argument("masked_dense: x must have rank >= 1, got ", x.shape().DebugString()));
     const int64 K = x.dim_size(x.dims() - 1);
     TensorShape out_shape = x.shape();
     if (indicator_) out_shape.set_dim(x.dims() - 1, 2 * K);
@@ -334,7 +332,7 @@ class MaskedDenseInputGradOp : public OpKernel {
     TensorShape expected = x.shape();
     if (indicator_ && x.dims() >= 1) expected.set_dim(x.dims() - 1, 2 * x.dim_size(x.dims() - 1));
     OP_REQUIRES(ctx, x.dims() >= 1 && g.shape() == expected,
-                tfw::errors::InvalidArgument(
+                invalid_argument(
                     "masked_dense gradient: grad has shape ", g.shape().DebugString(),
                     ", x has shape ", x.shape().DebugString(),
                     indicator_ ? " (with indicators grad's last dimension is twice x's)" : ""));
@@ -362,7 +360,7 @@ class MaskedDenseOutputOp : public OpKernel {
     const Tensor &mm = ctx->input(0), &bias = ctx->input(1);
     OP_REQUIRES(
         ctx, mm.dims() >= 1 && bias.dims() == 1 && bias.dim_size(0) == mm.dim_size(mm.dims() - 1),
-        tfw::errors::InvalidArgument("masked_dense: bias of shape ", bias.shape().DebugString(),
+        invalid_argument("masked_dense: bias of shape ", bias.shape().DebugString(),
                                      " does not match ", mm.shape().DebugString()));
     // The output (y, or z when it is saved) takes over the matmul's buffer when TensorFlow can
     // forward it.
@@ -394,7 +392,7 @@ class MaskedDenseOutputGradOp : public OpKernel {
     const Tensor &saved = ctx->input(0), &g = ctx->input(1);
     const bool needs_saved = saved_for(at_.activation) != Saved::kNone;
     OP_REQUIRES(ctx, g.dims() >= 1 && (!needs_saved || saved.shape() == g.shape()),
-                tfw::errors::InvalidArgument("masked_dense gradient: saved activation has shape ",
+                invalid_argument("masked_dense gradient: saved activation has shape ",
                                              saved.shape().DebugString(), ", grad has shape ",
                                              g.shape().DebugString()));
     const int64 N = g.dim_size(g.dims() - 1);

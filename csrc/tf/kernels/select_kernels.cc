@@ -94,7 +94,7 @@ bool where_plan(OpKernelContext* ctx, const Tensor& c, const Tensor& a, const Te
                 SelectPlan* plan, std::vector<int64>* out_shape) {
   std::string err;
   if (!make_select_plan(dims_of(c), dims_of(a), dims_of(b), plan, out_shape, &err)) {
-    ctx->CtxFailure(tfw::errors::InvalidArgument("safe_where: ", err));
+    ctx->CtxFailure(invalid_argument("safe_where: ", err));
     return false;
   }
   return true;
@@ -104,7 +104,7 @@ bool where_plan(OpKernelContext* ctx, const Tensor& c, const Tensor& a, const Te
 bool fill_plan(OpKernelContext* ctx, const Tensor& x, const Tensor& v, SelectPlan* plan) {
   std::string err;
   if (!make_fill_plan(dims_of(x), dims_of(v), plan, &err)) {
-    ctx->CtxFailure(tfw::errors::InvalidArgument("fill_missing: ", err));
+    ctx->CtxFailure(invalid_argument("fill_missing: ", err));
     return false;
   }
   return true;
@@ -112,7 +112,7 @@ bool fill_plan(OpKernelContext* ctx, const Tensor& x, const Tensor& v, SelectPla
 
 Missing missing_attr(OpKernelConstruction* ctx) {
   Missing m = Missing::kNaN;
-  const tfw::Status st = read_missing(ctx, &m);
+  const Status st = read_missing(ctx, &m);
   if (!st.ok()) ctx->CtxFailure(st);
   return m;
 }
@@ -144,9 +144,8 @@ class SafeWhereGradOp : public OpKernel {
     std::vector<int64> out_shape;
     if (!where_plan(ctx, c, x, y, &plan, &out_shape)) return;
     OP_REQUIRES(ctx, dims_of(g) == out_shape,
-                tfw::errors::InvalidArgument("safe_where gradient: grad has shape ",
-                                             g.shape().DebugString(), ", expected ",
-                                             shape_of(out_shape).DebugString()));
+                invalid_argument("safe_where gradient: grad has shape ", g.shape().DebugString(),
+                                 ", expected ", shape_of(out_shape).DebugString()));
     Tensor *gx = nullptr, *gy = nullptr;
     // grad_x = c ? grad : 0 may overwrite grad when nothing else reads grad after it: the one
     // flat pass loads each element of grad before it writes grad_x and grad_y there.
@@ -186,9 +185,8 @@ class FillMissingGradOp : public OpKernel {
     SelectPlan plan;
     if (!fill_plan(ctx, x, v, &plan)) return;
     OP_REQUIRES(ctx, g.shape() == x.shape(),
-                tfw::errors::InvalidArgument("fill_missing gradient: grad has shape ",
-                                             g.shape().DebugString(), ", expected ",
-                                             x.shape().DebugString()));
+                invalid_argument("fill_missing gradient: grad has shape ", g.shape().DebugString(),
+                                 ", expected ", x.shape().DebugString()));
     Tensor *gx = nullptr, *gv = nullptr;
     // grad_x may overwrite grad (see SafeWhereGradOp): a broadcast value's reduction reads
     // grad first, then the flat pass writes grad_x element by element after reading it.

@@ -3,11 +3,11 @@
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
+#include "tf_compat.h"
 
 namespace safeops {
 namespace tf {
 
-using ::tensorflow::Status;
 using ::tensorflow::shape_inference::DimensionHandle;
 using ::tensorflow::shape_inference::InferenceContext;
 using ::tensorflow::shape_inference::ShapeHandle;
@@ -53,7 +53,7 @@ REGISTER_OP("Safeops>MaskedDense")
       TF_RETURN_IF_ERROR(c->Concatenate(leading, c->Vector(n), &out));
       c->set_output(0, out);
       c->set_output(1, saves_pre_activation(c) ? out : c->Vector(0));
-      return ::tensorflow::OkStatus();
+      return ok_status();
     })
     .Doc(R"doc(
 Fused NaN-masked dense layer (DESIGN.md): with m = missing(x), xf = m ? 0 : x and
@@ -80,7 +80,7 @@ REGISTER_OP("Safeops>MaskedDenseGrad")
       c->set_output(0, c->input(0));
       c->set_output(1, kernel);
       c->set_output(2, c->Vector(c->Dim(kernel, 1)));
-      return ::tensorflow::OkStatus();
+      return ok_status();
     })
     .Doc(R"doc(
 Gradient of MaskedDense: dz = grad * act'(.) from `saved` (the output for relu, sigmoid and tanh,
@@ -102,7 +102,7 @@ REGISTER_OP("Safeops>MaskedDenseInput")
       TF_RETURN_IF_ERROR(c->GetAttr("indicator", &indicator));
       if (!indicator) {
         c->set_output(0, x);
-        return ::tensorflow::OkStatus();
+        return ok_status();
       }
       ShapeHandle leading, out;
       DimensionHandle twice_k;
@@ -110,7 +110,7 @@ REGISTER_OP("Safeops>MaskedDenseInput")
       TF_RETURN_IF_ERROR(c->Multiply(c->Dim(x, -1), 2, &twice_k));
       TF_RETURN_IF_ERROR(c->Concatenate(leading, c->Vector(twice_k), &out));
       c->set_output(0, out);
-      return ::tensorflow::OkStatus();
+      return ok_status();
     })
     .Doc(R"doc(
 masked_dense's row prologue: output = m ? 0 : s * x over the last axis (one pass; missing count
@@ -150,7 +150,7 @@ REGISTER_OP("Safeops>MaskedDenseOutput")
       TF_RETURN_IF_ERROR(c->Concatenate(leading, c->Vector(n), &out));
       c->set_output(0, out);
       c->set_output(1, saves_pre_activation(c) ? out : c->Vector(0));
-      return ::tensorflow::OkStatus();
+      return ok_status();
     })
     .Doc(R"doc(
 masked_dense's epilogue on the CPU path: output = act(matmul + bias) over the last axis, in the
@@ -170,7 +170,7 @@ REGISTER_OP("Safeops>MaskedDenseOutputGrad")
       TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(1), 1, &g));
       c->set_output(0, g);
       c->set_output(1, c->Vector(c->Dim(g, -1)));
-      return ::tensorflow::OkStatus();
+      return ok_status();
     })
     .Doc(R"doc(
 Gradient of MaskedDenseOutput in one pass: grad_matmul = grad * act'(.) from `saved` (the output

@@ -3,11 +3,11 @@
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
+#include "tf_compat.h"
 
 namespace safeops {
 namespace tf {
 
-using ::tensorflow::Status;
 using ::tensorflow::shape_inference::InferenceContext;
 using ::tensorflow::shape_inference::ShapeHandle;
 
@@ -33,7 +33,7 @@ REGISTER_OP("Safeops>SafeWhere")
       ShapeHandle out;
       TF_RETURN_IF_ERROR(broadcast3(c, 0, 1, 2, &out));
       c->set_output(0, out);
-      return ::tensorflow::OkStatus();
+      return ok_status();
     })
     .Doc(R"doc(
 output = condition ? x : y with numpy broadcasting of all three (tf.where's forward).
@@ -50,7 +50,7 @@ REGISTER_OP("Safeops>SafeWhereGrad")
     .SetShapeFn([](InferenceContext* c) {
       c->set_output(0, c->input(1));
       c->set_output(1, c->input(2));
-      return ::tensorflow::OkStatus();
+      return ok_status();
     })
     .Doc(R"doc(
 Fused gradient of SafeWhere: grad_x = condition ? grad : 0 and grad_y = condition ? 0 : grad,
@@ -69,7 +69,7 @@ REGISTER_OP("Safeops>FillMissing")
       TF_RETURN_IF_ERROR(::tensorflow::shape_inference::BroadcastBinaryOpOutputShapeFnHelper(
           c, c->input(0), c->input(1), true, &merged));
       c->set_output(0, c->input(0));
-      return ::tensorflow::OkStatus();
+      return ok_status();
     })
     .Doc(R"doc(
 output = missing(x) ? value : x, value broadcast to x's shape; missing is "nan" (NaN) or
@@ -87,7 +87,7 @@ REGISTER_OP("Safeops>FillMissingGrad")
     .SetShapeFn([](InferenceContext* c) {
       c->set_output(0, c->input(0));
       c->set_output(1, c->input(1));
-      return ::tensorflow::OkStatus();
+      return ok_status();
     })
     .Doc(R"doc(
 Fused gradient of FillMissing: grad_x = missing(x) ? 0 : grad (an exact zero at missing
