@@ -361,7 +361,7 @@ class MaskedDenseOutputOp : public OpKernel {
     OP_REQUIRES(
         ctx, mm.dims() >= 1 && bias.dims() == 1 && bias.dim_size(0) == mm.dim_size(mm.dims() - 1),
         invalid_argument("masked_dense: bias of shape ", bias.shape().DebugString(),
-                                     " does not match ", mm.shape().DebugString()));
+                         " does not match ", mm.shape().DebugString()));
     // The output (y, or z when it is saved) takes over the matmul's buffer when TensorFlow can
     // forward it.
     const bool save_z = saved_for(at_.activation) == Saved::kPreActivation;
@@ -393,8 +393,8 @@ class MaskedDenseOutputGradOp : public OpKernel {
     const bool needs_saved = saved_for(at_.activation) != Saved::kNone;
     OP_REQUIRES(ctx, g.dims() >= 1 && (!needs_saved || saved.shape() == g.shape()),
                 invalid_argument("masked_dense gradient: saved activation has shape ",
-                                             saved.shape().DebugString(), ", grad has shape ",
-                                             g.shape().DebugString()));
+                                 saved.shape().DebugString(), ", grad has shape ",
+                                 g.shape().DebugString()));
     const int64 N = g.dim_size(g.dims() - 1);
     Tensor *dz = nullptr, *db = nullptr;
     OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({1}, 0, g.shape(), &dz));
