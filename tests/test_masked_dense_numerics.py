@@ -274,13 +274,24 @@ def test_properties(case, path):
     for key, other in out.items():  # no Inf: "nonfinite" is "nan"
         for a, c in zip(out[key[0], "nan"], other, strict=True):
             np.testing.assert_array_equal(bits_of(a), bits_of(c))
-    if not mask.any():  # nothing missing: s = 1
+    if not mask.any() and path != "xla":  # nothing missing: s = 1
+        # Not under XLA: it compiles the two options to different graphs and may fuse the dot
+        # differently (the last bit of y changed at rows 2-3, K 38, N 1); both are held to the
+        # reference below (docs/design.md, Determinism).
         for a, c in zip(out[False, "nan"], out[True, "nan"], strict=True):
             np.testing.assert_array_equal(bits_of(a), bits_of(c))
     x64 = np.where(mask, np.nan, x.astype(np.float64))
-    want = reference(x64, w, b, act, True, "nan", g)
-    for name, got in (("y", y), ("dx", dx), ("dw", dw), ("db", db)):
-        assert_close(got.astype(np.float64), want[name], 2 * RTOL[dtype], name)
+    for renormalize in (True, False):
+        got_all = out[renormalize, "nan"]
+        want = reference(x64, w, b, act, renormalize, "nan", g)
+        if act == "relu":
+            # relu' jumps at z = 0, where a rounded z can fall on the other side of the exact
+            # one (bfloat16, z = 8e-4 was seen): the gradients are held to the reference taken
+            # with the path's own decision, y > 0; y itself to the relu reference.
+            grads = reference(x64, w, b, "linear", renormalize, "nan", g * (got_all[0] > 0))
+            want = {"y": want["y"], **{k: grads[k] for k in ("dx", "dw", "db")}}
+        for name, got in zip(("y", "dx", "dw", "db"), got_all, strict=True):
+            assert_close(got.astype(np.float64), want[name], 2 * RTOL[dtype], name)
 
 
 @pytest.mark.parametrize("path", PATHS)
