@@ -33,15 +33,11 @@ Execution paths, chosen when the op is created (same values, same zero-gradient 
 import keras
 import tensorflow as tf
 
-from safeops import _build_info, _checks
+from safeops import _activations, _build_info, _checks
 from safeops._loader import ops
 from safeops._xla import in_xla_context
 
-FUSED_ACTIVATIONS = ("linear", "relu", "gelu", "sigmoid", "tanh", "silu")
 _ALIASES = {"swish": "silu"}
-
-# Activations that need the pre-activation z saved for the backward (see activations.h).
-_SAVES_PRE_ACTIVATION = ("gelu", "silu")
 
 
 def _gelu_exact(z):
@@ -63,7 +59,8 @@ def _relu(z):
     return y, grad
 
 
-# The fused activations in TensorFlow ops: the XLA path, and the CPU path but for relu.
+# The fused activations (_activations.NAMES) in TensorFlow ops: the XLA path, and the CPU path
+# but for relu.
 _TF_ACTIVATIONS = {
     "linear": None,
     "relu": _relu,
@@ -102,7 +99,7 @@ def resolve_activation(activation):
         return "linear", None
     if isinstance(activation, str):
         name = _ALIASES.get(activation.lower(), activation.lower())
-        if name in FUSED_ACTIVATIONS:
+        if name in _activations.NAMES:
             return name, None
         try:
             return "linear", keras.activations.get(activation)
@@ -375,7 +372,7 @@ def _masked_dense_grad(op, grad, _grad_pre_activation):
     x, kernel, _ = op.inputs
     y, z = op.outputs
     act = _activation_attr(op)
-    saved = z if act in _SAVES_PRE_ACTIVATION else y if act != "linear" else z
+    saved = _activations.saved_for_backward(act, y, z)
     dx, dkernel, dbias = ops.safeops_masked_dense_grad(
         x,
         kernel,
@@ -392,7 +389,7 @@ def _masked_dense_grad(op, grad, _grad_pre_activation):
 def _masked_output_grad(op, grad, _grad_pre_activation):
     act = _activation_attr(op)
     y, z = op.outputs
-    saved = z if act in _SAVES_PRE_ACTIVATION else y
+    saved = _activations.saved_for_backward(act, y, z)
     return ops.safeops_masked_dense_output_grad(saved, grad, activation=act)
 
 
