@@ -33,9 +33,9 @@ Execution paths, chosen when the op is created (same values, same zero-gradient 
 import keras
 import tensorflow as tf
 
-from safeops import _activations, _build_info, _checks
+from safeops import _activations, _build_info, _checks, _tf_compat
 from safeops._loader import ops
-from safeops._xla import in_xla_context
+from safeops._tf_compat import in_xla_context
 
 _ALIASES = {"swish": "silu"}
 
@@ -238,13 +238,7 @@ def _runs_on_gpu():
     visible GPU does (TensorFlow's default placement)."""
     if not _build_info.CUDA or not tf.config.list_logical_devices("GPU"):
         return False
-    if tf.executing_eagerly():
-        from tensorflow.python.eager import context
-
-        scope = context.context().device_name or ""
-    else:
-        scope = tf.no_op().device or ""
-    return "CPU" not in scope.upper()
+    return "CPU" not in _tf_compat.device_scope().upper()
 
 
 def _no_outputs(kernel):
