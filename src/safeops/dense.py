@@ -1,6 +1,6 @@
 """safeops.masked_dense: a dense layer that treats NaN inputs as missing, forward and backward.
 
-The problem it fixes (DESIGN.md): a NaN feature fed to Dense poisons the weight gradient
+The problem it fixes (docs/design.md §1): a NaN feature fed to Dense poisons the weight gradient
 `x^T @ g` (NaN * 0 = NaN) even when the outputs are patched afterwards, and one step later
 every weight is NaN. masked_dense replaces missing inputs by 0 inside the matmul's operand
 load, with an exact zero gradient at those entries::

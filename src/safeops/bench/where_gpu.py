@@ -5,7 +5,7 @@ For each size (elements) it times with CUDA events, interleaved, medians after w
 - copy: a device-to-device copy of x (torch copy_), the bandwidth reference;
 - safeops where forward (native.where) and fused backward (native.where_grad), and
   fill_missing forward, each as achieved bandwidth (bytes it must move / time) and as % of the
-  copy's bandwidth (docs/design.md, Performance targets);
+  copy's bandwidth (docs/design.md §8);
 - torch.where forward + autograd backward against safeops forward + backward, as a time ratio
   (timing.RATIO_NOTE).
 
