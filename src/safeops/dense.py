@@ -17,9 +17,6 @@ Execution paths, chosen when the op is created (same values, same zero-gradient 
     one CUDA kernel forward and one fused backward. With an indicator_kernel, until the fused
     kernel takes one: composite TensorFlow ops on the GPU (as under XLA).
   * CPU: the row prologue Safeops>MaskedDenseInput (missing mask, count and scale in one pass)
-    one CUDA kernel forward and one fused backward. With an indicator_kernel, until the fused
-    kernel takes one: composite TensorFlow ops on the GPU (as under XLA).
-  * CPU: the row prologue Safeops>MaskedDenseInput (missing mask, count and scale in one pass)
     composed with TensorFlow's own MatMul, which oneDNN runs faster than a custom op's
     contraction could (1.2-1.33x). The bias and activation follow as TensorFlow's BiasAdd and
     activation, fused into oneDNN's _FusedMatMul by grappler, except relu: oneDNN's relu maps NaN
