@@ -12,7 +12,7 @@ For each shape (rows, K, N) and dtype it times, with CUDA events (warm-up, then 
   composite_step    forward + backward of the composite through torch autograd
   safeops_step      masked_dense + masked_dense_grad on that x
 
-and reports safeops_fwd / cublas_fwd (DESIGN.md: <= 1.2 at 65536x64x256 bf16),
+and reports safeops_fwd / cublas_fwd (docs/design.md §8: <= 1.2 at 65536x64x256 bf16),
 composite_fwd / safeops_fwd_nan (>= 2.5 there) and composite_step / safeops_step. Inputs are
 random normal, never zeros. float32 runs TF32 on both sides unless --no-tf32. Needs torch with
 CUDA and a CUDA build of safeops.native; no TensorFlow.

@@ -1,9 +1,11 @@
 """The command line: `python -m safeops` from the checkout root runs the installed package,
 --help and --version import no TensorFlow, TensorFlow's start-up notes are held back unless
-TF_CPP_MIN_LOG_LEVEL is set, bench prints its ratios one way."""
+TF_CPP_MIN_LOG_LEVEL is set, bench prints its ratios one way; the installed `safeops` script is as
+fast as `python -m safeops` for --help and --version."""
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -47,6 +49,26 @@ def test_help_and_version_import_no_tensorflow(flag):
             f"safeops {_build_info.VERSION} (built against TensorFlow "
             f"{_build_info.TF_VERSION or 'none'})"
         )
+
+
+def test_installed_script_help_and_version_import_no_tensorflow():
+    """The `safeops` console script (pyproject.toml, [project.scripts]) next to this Python."""
+    script = shutil.which("safeops", path=os.path.dirname(sys.executable))
+    assert script, "the safeops console script is not installed next to " + sys.executable
+    for flag in ("--help", "--version"):
+        out = subprocess.run(
+            [script, flag],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=ROOT,
+            env=dict(os.environ, PYTHONPROFILEIMPORTTIME="1"),
+        )
+        assert out.returncode == 0, out.stderr
+        modules = imported_modules(out.stderr)
+        assert "safeops" in modules
+        assert not modules & {"tensorflow", "keras"}, sorted(modules)
+        assert out.stdout.startswith("usage: safeops" if flag == "--help" else "safeops ")
 
 
 def test_subcommand_help_imports_no_tensorflow():

@@ -104,5 +104,4 @@ fi
 echo
 echo "== summary (logs in $out)"
 printf '  %s\n' "${summary[@]}"
-grep -h -E '^goal:' "$out"/bench_*.log 2>/dev/null | sed 's/^/  /' || true
 exit "$status"

@@ -1,5 +1,6 @@
-// Fused activations of masked_dense (DESIGN.md: linear, relu, gelu (exact, erf), sigmoid, tanh,
-// silu), their derivatives, and what the backward needs saved from the forward. Host and device.
+// Fused activations of masked_dense (docs/design.md, masked_dense: linear, relu, gelu (exact,
+// erf), sigmoid, tanh, silu), their derivatives, and what the backward needs saved from the
+// forward. Host and device.
 #pragma once
 
 #include <cmath>
@@ -10,19 +11,40 @@
 
 namespace safeops {
 
+// What the backward reads to get act'(z): nothing (linear), the output y (relu: y > 0 iff
+// z > 0; sigmoid: y (1 - y); tanh: 1 - y^2), or the pre-activation z (gelu, silu, whose
+// derivatives are not functions of y). Saving y costs nothing extra: it is the op's output.
+enum class Saved : int { kNone = 0, kOutput = 1, kPreActivation = 2 };
+
+// The activations, one row each: enumerator, attribute name, what the backward reads (Saved),
+// derivative bound (below). Everything else is generated from this table: the enum,
+// parse_activation, saved_for, derivative_bound, dispatch_activation, the ops' "activation"
+// attribute (csrc/tf/ops/masked_dense_ops.cc) and safeops._native.activation_table(), which
+// the Python package reads (src/safeops/_activations.py). Rows are in the enum's order.
+#define SAFEOPS_ACTIVATIONS(X)        \
+  X(kLinear, "linear", kNone, 1)      \
+  X(kRelu, "relu", kOutput, 1)        \
+  X(kGelu, "gelu", kPreActivation, 2) \
+  X(kSigmoid, "sigmoid", kOutput, 1)  \
+  X(kTanh, "tanh", kOutput, 1)        \
+  X(kSilu, "silu", kPreActivation, 2)
+
 enum class Activation : int {
-  kLinear = 0,
-  kRelu = 1,
-  kGelu = 2,
-  kSigmoid = 3,
-  kTanh = 4,
-  kSilu = 5
+#define SAFEOPS_ACTIVATION_ENUM(e, name, saved, bound) e,
+  SAFEOPS_ACTIVATIONS(SAFEOPS_ACTIVATION_ENUM)
+#undef SAFEOPS_ACTIVATION_ENUM
 };
 
+constexpr const char* kActivationNames[] = {
+#define SAFEOPS_ACTIVATION_NAME(e, name, saved, bound) name,
+    SAFEOPS_ACTIVATIONS(SAFEOPS_ACTIVATION_NAME)
+#undef SAFEOPS_ACTIVATION_NAME
+};
+constexpr int kActivationCount = sizeof(kActivationNames) / sizeof(kActivationNames[0]);
+
 inline bool parse_activation(const std::string& s, Activation* out) {
-  static const char* const kNames[] = {"linear", "relu", "gelu", "sigmoid", "tanh", "silu"};
-  for (int i = 0; i < 6; ++i) {
-    if (s == kNames[i]) {
+  for (int i = 0; i < kActivationCount; ++i) {
+    if (s == kActivationNames[i]) {
       *out = static_cast<Activation>(i);
       return true;
     }
@@ -30,22 +52,40 @@ inline bool parse_activation(const std::string& s, Activation* out) {
   return false;
 }
 
-// What the backward reads to get act'(z): nothing (linear), the output y (relu: y > 0 iff
-// z > 0; sigmoid: y (1 - y); tanh: 1 - y^2), or the pre-activation z (gelu, silu, whose
-// derivatives are not functions of y). Saving y costs nothing extra: it is the op's output.
-enum class Saved : int { kNone = 0, kOutput = 1, kPreActivation = 2 };
+// The names, each between `quote`s, joined by `sep` but for the last pair, joined by `last`:
+// ("'", ", ", ", ") gives an op attribute's list, ("", ", ", " or ") a message's.
+inline std::string activation_names(const char* quote, const char* sep, const char* last) {
+  std::string out;
+  for (int i = 0; i < kActivationCount; ++i) {
+    if (i > 0) out += i + 1 == kActivationCount ? last : sep;
+    out += std::string(quote) + kActivationNames[i] + quote;
+  }
+  return out;
+}
 
 SAFEOPS_HD constexpr Saved saved_for(Activation a) {
-  return a == Activation::kLinear                             ? Saved::kNone
-         : (a == Activation::kGelu || a == Activation::kSilu) ? Saved::kPreActivation
-                                                              : Saved::kOutput;
+  switch (a) {
+#define SAFEOPS_ACTIVATION_SAVED(e, name, saved, bound) \
+  case Activation::e:                                   \
+    return Saved::saved;
+    SAFEOPS_ACTIVATIONS(SAFEOPS_ACTIVATION_SAVED)
+#undef SAFEOPS_ACTIVATION_SAVED
+  }
+  return Saved::kNone;
 }
 
 // A power of two at least max |act'(z)| (linear, relu, tanh: 1; sigmoid: 1/4; gelu: 1.13;
 // silu: 1.10): |g * act'| <= derivative_bound(a) * |g|. The CUDA backward stores
 // dz / derivative_bound in the dtype, so that no upstream gradient the dtype can hold overflows it.
 SAFEOPS_HD constexpr int derivative_bound(Activation a) {
-  return a == Activation::kGelu || a == Activation::kSilu ? 2 : 1;
+  switch (a) {
+#define SAFEOPS_ACTIVATION_BOUND(e, name, saved, bound) \
+  case Activation::e:                                   \
+    return bound;
+    SAFEOPS_ACTIVATIONS(SAFEOPS_ACTIVATION_BOUND)
+#undef SAFEOPS_ACTIVATION_BOUND
+  }
+  return 1;
 }
 
 namespace act_math {
@@ -116,18 +156,11 @@ template <class Fn>
 auto dispatch_activation(Activation a, Fn&& fn) {
   using std::integral_constant;
   switch (a) {
-    case Activation::kRelu:
-      return fn(integral_constant<Activation, Activation::kRelu>{});
-    case Activation::kGelu:
-      return fn(integral_constant<Activation, Activation::kGelu>{});
-    case Activation::kSigmoid:
-      return fn(integral_constant<Activation, Activation::kSigmoid>{});
-    case Activation::kTanh:
-      return fn(integral_constant<Activation, Activation::kTanh>{});
-    case Activation::kSilu:
-      return fn(integral_constant<Activation, Activation::kSilu>{});
-    case Activation::kLinear:
-      break;
+#define SAFEOPS_ACTIVATION_CASE(e, name, saved, bound) \
+  case Activation::e:                                  \
+    return fn(integral_constant<Activation, Activation::e>{});
+    SAFEOPS_ACTIVATIONS(SAFEOPS_ACTIVATION_CASE)
+#undef SAFEOPS_ACTIVATION_CASE
   }
   return fn(integral_constant<Activation, Activation::kLinear>{});
 }

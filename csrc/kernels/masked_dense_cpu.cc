@@ -155,6 +155,84 @@ void activation_backward_row(int64 N, const T* saved, const T* g, Out* dz,
   }
 }
 
+// ---- the whole layer ---------------------------------------------------------------------
+
+// Carves buffers of the accumulation type out of the workspace, each 64-byte aligned; with a
+// null base it only counts the bytes (the workspace functions and the layer share the layout).
+class Carver {
+ public:
+  explicit Carver(void* base) : base_(static_cast<char*>(base)) {}
+  template <class A>
+  A* take(int64 n) {
+    char* p = base_ ? base_ + used_ : nullptr;
+    used_ += (static_cast<std::size_t>(n) * sizeof(A) + kAlign - 1) / kAlign * kAlign;
+    return reinterpret_cast<A*>(p);
+  }
+  std::size_t used() const { return used_; }
+
+ private:
+  static constexpr std::size_t kAlign = 64;
+  char* base_;
+  std::size_t used_ = 0;
+};
+
+// W in the accumulation type: W itself for float and double, a converted copy (`acc_w`, from
+// the workspace) for the half types.
+template <class T>
+using Acc = typename Traits<T>::Acc;
+template <class T>
+constexpr bool kTIsAcc = std::is_same_v<T, Acc<T>>;
+
+template <class T>
+const Acc<T>* weights_as_acc(const MaskedDenseCpuArgs& a, const void* w, Acc<T>* acc_w) {
+  if constexpr (kTIsAcc<T>) {
+    return static_cast<const T*>(w);
+  } else {
+    const T* src = static_cast<const T*>(w);
+    for (int64 i = 0; i < a.K * a.N; ++i) acc_w[i] = Traits<T>::to_acc(src[i]);
+    return acc_w;
+  }
+}
+
+template <class T>
+struct ForwardScratch {
+  Acc<T>* xs;     // [rows, K] the prologue's output
+  Acc<T>* mm;     // [rows, N] xs @ W
+  Acc<T>* acc_w;  // [K, N] W converted (half types only)
+  ForwardScratch(const MaskedDenseCpuArgs& a, Carver& c)
+      : xs(c.take<Acc<T>>(a.rows * a.K)),
+        mm(c.take<Acc<T>>(a.rows * a.N)),
+        acc_w(kTIsAcc<T> ? nullptr : c.take<Acc<T>>(a.K * a.N)) {}
+};
+
+template <class T>
+struct BackwardScratch {
+  Acc<T>* xs;      // [rows, K] the prologue's output
+  Acc<T>* dz;      // [rows, N]
+  Acc<T>* dxs;     // [rows, K] dz @ W^T
+  Acc<T>* acc_dw;  // [K, N] xs^T @ dz before its rounding (half types only)
+  Acc<T>* acc_w;   // [K, N] W converted (half types only)
+  BackwardScratch(const MaskedDenseCpuArgs& a, Carver& c)
+      : xs(c.take<Acc<T>>(a.rows * a.K)),
+        dz(c.take<Acc<T>>(a.rows * a.N)),
+        dxs(c.take<Acc<T>>(a.rows * a.K)),
+        acc_dw(kTIsAcc<T> ? nullptr : c.take<Acc<T>>(a.K * a.N)),
+        acc_w(kTIsAcc<T> ? nullptr : c.take<Acc<T>>(a.K * a.N)) {}
+};
+
+// c [M, N] = op(a) @ op(b), or zeros for an empty inner dimension (the GEMM is called only
+// with every dimension > 0).
+template <class A>
+void gemm_or_zero(const CpuGemm& gemm, bool trans_a, bool trans_b, int64 M, int64 N, int64 K,
+                  const A* a, const A* b, A* c) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    std::fill(c, c + M * N, A(0));
+  } else {
+    gemm(trans_a, trans_b, M, N, K, a, b, c);
+  }
+}
+
 }  // namespace
 
 void masked_input_forward_cpu(DType dtype, Missing missing, bool renormalize, int64 rows, int64 K,
@@ -265,6 +343,61 @@ void activation_backward_cpu(DType dtype, Activation act, int64 rows, int64 N, c
         dbt[n] = Traits<T>::from_acc(s);
       }
     });
+  });
+}
+
+std::size_t masked_dense_forward_workspace_cpu(const MaskedDenseCpuArgs& args) {
+  return dispatch_float(args.dtype, [&](auto tag) {
+    Carver c(nullptr);
+    ForwardScratch<decltype(tag)>(args, c);
+    return c.used();
+  });
+}
+
+std::size_t masked_dense_backward_workspace_cpu(const MaskedDenseCpuArgs& args) {
+  return dispatch_float(args.dtype, [&](auto tag) {
+    Carver c(nullptr);
+    BackwardScratch<decltype(tag)>(args, c);
+    return c.used();
+  });
+}
+
+void masked_dense_forward_cpu(const MaskedDenseCpuArgs& a, const void* x, const void* w,
+                              const void* bias, void* y, void* z, void* workspace,
+                              const CpuRunner& runner, const CpuGemm& gemm) {
+  if (a.rows == 0 || a.N == 0) return;
+  dispatch_float(a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    Carver c(workspace);
+    const ForwardScratch<T> s(a, c);
+    masked_input_forward_cpu(a.dtype, a.missing, a.renormalize, a.rows, a.K, x, s.xs, true, runner);
+    gemm_or_zero(gemm, false, false, a.rows, a.N, a.K, s.xs, weights_as_acc<T>(a, w, s.acc_w),
+                 s.mm);
+    bias_activation_cpu(a.dtype, a.activation, a.rows, a.N, s.mm, true, bias, y, z, runner);
+  });
+}
+
+void masked_dense_backward_cpu(const MaskedDenseCpuArgs& a, const void* x, const void* w,
+                               const void* saved, const void* g, void* dx, void* dw, void* db,
+                               void* workspace, const CpuRunner& runner, const CpuGemm& gemm) {
+  dispatch_float(a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    using A = Acc<T>;
+    Carver c(workspace);
+    const BackwardScratch<T> s(a, c);
+    activation_backward_cpu(a.dtype, a.activation, a.rows, a.N, saved, g, s.dz, true, db, runner);
+    masked_input_forward_cpu(a.dtype, a.missing, a.renormalize, a.rows, a.K, x, s.xs, true, runner);
+    // dW = xs^T @ dz = xf^T @ (s * dz);  dxs = dz @ W^T, then dx = m ? 0 : s * dxs.
+    A* dw_acc = kTIsAcc<T> ? static_cast<A*>(dw) : s.acc_dw;
+    gemm_or_zero(gemm, true, false, a.K, a.N, a.rows, s.xs, s.dz, dw_acc);
+    gemm_or_zero(gemm, false, true, a.rows, a.K, a.N, s.dz, weights_as_acc<T>(a, w, s.acc_w),
+                 s.dxs);
+    masked_input_backward_cpu(a.dtype, a.missing, a.renormalize, a.rows, a.K, x, s.dxs, true, dx,
+                              runner);
+    if constexpr (!kTIsAcc<T>) {
+      T* dwt = static_cast<T*>(dw);
+      for (int64 i = 0; i < a.K * a.N; ++i) dwt[i] = Traits<T>::from_acc(dw_acc[i]);
+    }
   });
 }
 

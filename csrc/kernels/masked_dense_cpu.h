@@ -1,9 +1,12 @@
-// CPU pieces of masked_dense (DESIGN.md formulas). On CPU the GEMMs are not ours: the wrapper
-// composes the row prologue below with TensorFlow's own MatMul/BiasAdd/activation, which
-// grappler fuses into oneDNN's _FusedMatMul (measured faster than any contraction a custom op
-// can call: Eigen's runs 1.20-1.33x slower than tf.matmul on these shapes). The fused op's CPU
-// kernel (a GPU-traced graph running on CPU) also uses the epilogue pieces here.
+// CPU masked_dense (docs/design.md, masked_dense): its pieces and the whole layer. On CPU the
+// GEMMs are not ours: the wrapper composes the row prologue below with TensorFlow's own
+// MatMul/BiasAdd/activation, which grappler fuses into oneDNN's _FusedMatMul (measured faster
+// than any contraction a custom op can call: Eigen's runs 1.20-1.33x slower than tf.matmul on
+// these shapes). The fused op's CPU kernel (a GPU-traced graph running on CPU) runs the whole
+// layer below, with the GEMM injected by its adapter.
 #pragma once
+
+#include <cstddef>
 
 #include "activations.h"
 #include "cpu_runner.h"
@@ -44,5 +47,46 @@ void bias_activation_cpu(DType dtype, Activation act, int64 rows, int64 N, const
 void activation_backward_cpu(DType dtype, Activation act, int64 rows, int64 N, const void* saved,
                              const void* g, void* dz, bool dz_is_acc, void* db,
                              const CpuRunner& runner);
+
+// ---- the whole layer (forward and backward), GEMM injected ------------------------------
+
+// C [M, N] = op(A) @ op(B), row-major, op(A) = trans_a ? A^T : A (A stored [K, M] then, else
+// [M, K]; likewise B, [N, K] or [K, N]), in the accumulation type (float or double). The
+// adapter that owns the threads provides it (TensorFlow's: Eigen on its intra-op pool), as it
+// provides the CpuRunner. The layer calls it only with M, N, K > 0.
+class CpuGemm {
+ public:
+  virtual ~CpuGemm() = default;
+  virtual void operator()(bool trans_a, bool trans_b, int64 M, int64 N, int64 K, const float* a,
+                          const float* b, float* c) const = 0;
+  virtual void operator()(bool trans_a, bool trans_b, int64 M, int64 N, int64 K, const double* a,
+                          const double* b, double* c) const = 0;
+};
+
+// x [rows, K] (leading dimensions flattened), W [K, N], bias [N], y and z [rows, N]; every
+// buffer has `dtype`, float16 and bfloat16 compute in float32.
+struct MaskedDenseCpuArgs {
+  DType dtype;
+  Missing missing;
+  Activation activation;
+  bool renormalize;
+  int64 rows, K, N;
+};
+
+// Bytes of scratch the forward / backward needs (64-byte aligned, from the caller).
+std::size_t masked_dense_forward_workspace_cpu(const MaskedDenseCpuArgs& args);
+std::size_t masked_dense_backward_workspace_cpu(const MaskedDenseCpuArgs& args);
+
+// z = s * (xf @ W) + b,  y = act(z): writes y, and z when non-null (the caller passes it when
+// saved_for(activation) == Saved::kPreActivation). Any of rows, K, N may be 0.
+void masked_dense_forward_cpu(const MaskedDenseCpuArgs& args, const void* x, const void* w,
+                              const void* bias, void* y, void* z, void* workspace,
+                              const CpuRunner& runner, const CpuGemm& gemm);
+
+// dz = g * act'(saved), db = sum_rows(dz), dW = xf^T @ (s * dz), dx = m ? 0 : s * (dz @ W^T).
+// `saved` is y or z as saved_for(activation) says (null for linear).
+void masked_dense_backward_cpu(const MaskedDenseCpuArgs& args, const void* x, const void* w,
+                               const void* saved, const void* g, void* dx, void* dw, void* db,
+                               void* workspace, const CpuRunner& runner, const CpuGemm& gemm);
 
 }  // namespace safeops

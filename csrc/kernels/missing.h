@@ -1,4 +1,4 @@
-// What counts as "missing" (DESIGN.md: "nan", or "nonfinite" = NaN and +-Inf), and the
+// What counts as "missing" (docs/design.md: "nan", or "nonfinite" = NaN and +-Inf), and the
 // condition sources of the select kernels. Masking is always a select, never a multiply by a
 // 0/1 mask, because NaN * 0 = NaN.
 #pragma once

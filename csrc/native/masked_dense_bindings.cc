@@ -1,10 +1,11 @@
-// Bindings of the masked_dense CUDA kernels: raw device pointers (from torch or CuPy, see
-// safeops/native.py), shapes and names. The CPU masked_dense runs through the TensorFlow op.
+// Bindings of masked_dense: the activation table (every build), and the CUDA kernels on raw
+// device pointers (from torch or CuPy, see safeops/native.py), shapes and names. The CPU
+// masked_dense runs through the TensorFlow op.
 #include <string>
 
+#include "activations.h"
 #include "native_common.h"
 #if SAFEOPS_WITH_CUDA
-#include "activations.h"
 #include "masked_dense.h"
 #endif
 
@@ -17,8 +18,8 @@ namespace {
 Activation parse_activation_or_throw(const std::string& s) {
   Activation a;
   if (!parse_activation(s, &a)) {
-    throw py::value_error("safeops: unknown activation '" + s +
-                          "'; expected linear, relu, gelu, sigmoid, tanh or silu");
+    throw py::value_error("safeops: unknown activation '" + s + "'; expected " +
+                          activation_names("", ", ", " or "));
   }
   return a;
 }
@@ -90,9 +91,24 @@ void cuda_masked_dense_grad(std::uintptr_t x, std::uintptr_t kernel, std::uintpt
 
 #endif
 
+// activations.h's table as [(name, saved)], saved one of "none", "output", "pre_activation"
+// (what the backward reads): the one source of these facts for the Python package.
+py::list activation_table() {
+  static const char* const kSaved[] = {"none", "output", "pre_activation"};
+  py::list rows;
+  for (int i = 0; i < kActivationCount; ++i) {
+    const Saved saved = saved_for(static_cast<Activation>(i));
+    rows.append(py::make_tuple(kActivationNames[i], kSaved[static_cast<int>(saved)]));
+  }
+  return rows;
+}
+
 }  // namespace
 
 void bind_masked_dense(py::module_& m) {
+  m.def("activation_table", &activation_table,
+        "The fused activations of masked_dense: [(name, saved)], saved being what the backward "
+        "reads (\"none\", \"output\" or \"pre_activation\"), in the C++ enum's order");
 #if SAFEOPS_WITH_CUDA
   m.def("cuda_masked_dense_workspace", &workspace_of<cuda::masked_dense_forward_workspace>,
         py::arg("rows"), py::arg("K"), py::arg("N"), py::arg("dtype"), py::arg("activation"),
@@ -109,8 +125,6 @@ void bind_masked_dense(py::module_& m) {
         py::arg("workspace"), py::arg("rows"), py::arg("K"), py::arg("N"), py::arg("dtype"),
         py::arg("activation"), py::arg("renormalize"), py::arg("missing"), py::arg("allow_tf32"),
         py::arg("stream"));
-#else
-  (void)m;
 #endif
 }
 

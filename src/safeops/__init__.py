@@ -13,6 +13,7 @@ them). Without TensorFlow installed, or in a build without it (SAFEOPS_TF=OFF), 
 
 import importlib
 import importlib.util
+import os
 import sys
 
 from safeops._build_info import TF_VERSION as _BUILT_WITH_TF
@@ -20,11 +21,13 @@ from safeops._build_info import VERSION as __version__
 
 _TF_API = ("safe_where", "fill_missing", "masked_dense", "layers")
 
-# `python -m safeops ...` imports this package before safeops/__main__.py reads the command
-# line; while runpy locates that module, sys.argv[0] is "-m". The command line then imports
-# TensorFlow only for the commands that run it, so `--help` and `--version` take a fraction of
-# a second instead of TensorFlow's start-up (7.6 s measured on a 2-core machine).
-_DEFERRED = sys.argv[:1] == ["-m"]
+# The command line imports this package before safeops/__main__.py reads its arguments: as
+# `python -m safeops`, sys.argv[0] is "-m" while runpy locates that module; as the installed
+# `safeops` script (pyproject.toml, [project.scripts]), it is that script's path. The command
+# line then imports TensorFlow only for the commands that run it, so `--help` and `--version`
+# take a fraction of a second instead of TensorFlow's start-up (7.6 s measured on a 2-core
+# machine).
+_DEFERRED = sys.argv[:1] == ["-m"] or os.path.basename(sys.argv[0] if sys.argv else "") == "safeops"
 
 
 def _tf_api():

@@ -1,7 +1,7 @@
 """safe_where's tensor form takes its arguments exactly as tf.where (TF 2.x: where_v2) does.
 
 TensorFlow's own conversion functions decide, applied as tf.where's op, SelectV2, applies them:
-  * Eagerly, the branches convert by SelectV2's eager rule (`execute.args_to_matching_eager`):
+  * Eagerly, the branches convert by SelectV2's eager rule (`_tf_compat.args_to_matching_eager`):
     a tensor fixes the dtype, otherwise the first operand that converts does. So
     `where(c, 1000, uint8 array)` is int32 and `where(c, uint8 array, 1000)` is uint8. A
     variable counts as a tensor when SelectV2 takes its fast path, i.e. when every argument is
@@ -26,7 +26,8 @@ tf.where in either mode.
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.eager import context, execute
+
+from safeops import _tf_compat
 
 # What SelectV2's eager fast path takes (CheckOneInput in TensorFlow's pywrap_tfe_src.cc);
 # anything else (lists, tuples, NumPy scalars, None) sends the op to its Python fallback.
@@ -121,7 +122,7 @@ def _branches(condition, x, y):
         if all(isinstance(v, _FAST_PATH_INPUTS) for v in (condition, x, y)):
             # The fast path reads a variable first, so its dtype counts like a tensor's.
             x, y = (tf.convert_to_tensor(v) if isinstance(v, tf.Variable) else v for v in (x, y))
-        _, (x, y) = execute.args_to_matching_eager([x, y], context.context(), [])
+        x, y = _tf_compat.args_to_matching_eager([x, y])
         return x, y
     x = tf.convert_to_tensor(x)
     return x, tf.convert_to_tensor(y, dtype=x.dtype)

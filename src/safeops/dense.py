@@ -1,6 +1,6 @@
 """safeops.masked_dense: a dense layer that treats NaN inputs as missing, forward and backward.
 
-The problem it fixes (DESIGN.md): a NaN feature fed to Dense poisons the weight gradient
+The problem it fixes (docs/design.md §1): a NaN feature fed to Dense poisons the weight gradient
 `x^T @ g` (NaN * 0 = NaN) even when the outputs are patched afterwards, and one step later
 every weight is NaN. masked_dense replaces missing inputs by 0 inside the matmul's operand
 load, with an exact zero gradient at those entries::
@@ -17,9 +17,6 @@ Execution paths, chosen when the op is created (same values, same zero-gradient 
     one CUDA kernel forward and one fused backward. With an indicator_kernel, until the fused
     kernel takes one: composite TensorFlow ops on the GPU (as under XLA).
   * CPU: the row prologue Safeops>MaskedDenseInput (missing mask, count and scale in one pass)
-    one CUDA kernel forward and one fused backward. With an indicator_kernel, until the fused
-    kernel takes one: composite TensorFlow ops on the GPU (as under XLA).
-  * CPU: the row prologue Safeops>MaskedDenseInput (missing mask, count and scale in one pass)
     composed with TensorFlow's own MatMul, which oneDNN runs faster than a custom op's
     contraction could (1.2-1.33x). The bias and activation follow as TensorFlow's BiasAdd and
     activation, fused into oneDNN's _FusedMatMul by grappler, except relu: oneDNN's relu maps NaN
@@ -33,15 +30,11 @@ Execution paths, chosen when the op is created (same values, same zero-gradient 
 import keras
 import tensorflow as tf
 
-from safeops import _build_info, _checks
+from safeops import _activations, _build_info, _checks, _tf_compat
 from safeops._loader import ops
-from safeops._xla import in_xla_context
+from safeops._tf_compat import in_xla_context
 
-FUSED_ACTIVATIONS = ("linear", "relu", "gelu", "sigmoid", "tanh", "silu")
 _ALIASES = {"swish": "silu"}
-
-# Activations that need the pre-activation z saved for the backward (see activations.h).
-_SAVES_PRE_ACTIVATION = ("gelu", "silu")
 
 
 def _gelu_exact(z):
@@ -63,7 +56,8 @@ def _relu(z):
     return y, grad
 
 
-# The fused activations in TensorFlow ops: the XLA path, and the CPU path but for relu.
+# The fused activations (_activations.NAMES) in TensorFlow ops: the XLA path, and the CPU path
+# but for relu.
 _TF_ACTIVATIONS = {
     "linear": None,
     "relu": _relu,
@@ -102,7 +96,7 @@ def resolve_activation(activation):
         return "linear", None
     if isinstance(activation, str):
         name = _ALIASES.get(activation.lower(), activation.lower())
-        if name in FUSED_ACTIVATIONS:
+        if name in _activations.NAMES:
             return name, None
         try:
             return "linear", keras.activations.get(activation)
@@ -241,13 +235,7 @@ def _runs_on_gpu():
     visible GPU does (TensorFlow's default placement)."""
     if not _build_info.CUDA or not tf.config.list_logical_devices("GPU"):
         return False
-    if tf.executing_eagerly():
-        from tensorflow.python.eager import context
-
-        scope = context.context().device_name or ""
-    else:
-        scope = tf.no_op().device or ""
-    return "CPU" not in scope.upper()
+    return "CPU" not in _tf_compat.device_scope().upper()
 
 
 def _no_outputs(kernel):
@@ -375,7 +363,7 @@ def _masked_dense_grad(op, grad, _grad_pre_activation):
     x, kernel, _ = op.inputs
     y, z = op.outputs
     act = _activation_attr(op)
-    saved = z if act in _SAVES_PRE_ACTIVATION else y if act != "linear" else z
+    saved = _activations.saved_for_backward(act, y, z)
     dx, dkernel, dbias = ops.safeops_masked_dense_grad(
         x,
         kernel,
@@ -392,7 +380,7 @@ def _masked_dense_grad(op, grad, _grad_pre_activation):
 def _masked_output_grad(op, grad, _grad_pre_activation):
     act = _activation_attr(op)
     y, z = op.outputs
-    saved = z if act in _SAVES_PRE_ACTIVATION else y
+    saved = _activations.saved_for_backward(act, y, z)
     return ops.safeops_masked_dense_output_grad(saved, grad, activation=act)
 
 

@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from safeops import _checks
 from safeops._loader import ops
-from safeops._xla import in_xla_context
+from safeops._tf_compat import in_xla_context
 
 
 def fill_missing(x, value=0.0, missing="nan", name=None):

@@ -11,7 +11,7 @@ CuPy arrays are refused there.
 
 import numpy as np
 
-from safeops import _native
+from safeops import _activations, _native
 
 CUDA = bool(_native.cuda)
 EMULATED = bool(getattr(_native, "cuda_emulated", False))
@@ -173,16 +173,12 @@ def fill_missing_grad(x, value_shape, grad, missing="nan"):
     return gx, gv
 
 
-_ACTIVATIONS = ("linear", "relu", "gelu", "sigmoid", "tanh", "silu")
-# Activations whose backward needs the pre-activation z (the others use the output y).
-_SAVES_Z = ("gelu", "silu")
-
-
 def _activation_name(activation):
     name = "linear" if activation is None else activation
-    if name not in _ACTIVATIONS:
+    if name not in _activations.NAMES:
         raise ValueError(
-            f"safeops.native: unknown activation {activation!r}; expected one of {_ACTIVATIONS}"
+            f"safeops.native: unknown activation {activation!r}; expected one of "
+            f"{_activations.NAMES}"
         )
     return name
 
@@ -212,10 +208,11 @@ def _dense_operands(x, kernel, what):
 def masked_dense(
     x, kernel, bias=None, activation="linear", renormalize=False, missing="nan", allow_tf32=True
 ):
-    """(y, z) of the fused masked dense layer on device arrays (DESIGN.md):
+    """(y, z) of the fused masked dense layer on device arrays (docs/design.md):
     m = missing(x), xf = m ? 0 : x, s = renormalize ? K / n_obs (0 if none observed) : 1,
     z = s * (xf @ kernel) + bias, y = act(z). x is [..., K], kernel [K, N], bias [N] or None.
-    z is returned for gelu and silu (the tensor masked_dense_grad needs), None otherwise."""
+    z is returned where the backward reads it (the activations that _activations.SAVED marks
+    "pre_activation": gelu, silu), None otherwise."""
     act = _activation_name(activation)
     a, w, rows, K, N = _dense_operands(x, kernel, "masked_dense")
     b_ptr = 0
@@ -228,7 +225,7 @@ def masked_dense(
     shape = a.shape[:-1] + (N,)
     y, oy = a.empty(shape)
     z, z_ptr = None, 0
-    if act in _SAVES_Z:
+    if _activations.SAVED[act] == "pre_activation":
         z, oz = a.empty(shape)
         z_ptr = oz.ptr
     flags = (a.dtype, act, bool(renormalize), missing, bool(allow_tf32))
@@ -249,7 +246,7 @@ def masked_dense_grad(
     allow_tf32=True,
 ):
     """(dx, dkernel, dbias) of masked_dense given grad = dL/dy. `saved` is what the backward
-    reads for act': y for relu/sigmoid/tanh, z for gelu/silu, ignored (may be None) for linear.
+    reads for act' (y or z as _activations.SAVED says; ignored, may be None, for linear).
     dz = grad * act', db = sum over rows of dz, dkernel = xf^T @ (s * dz),
     dx = m ? 0 : s * (dz @ kernel^T); dbias is None when has_bias is False."""
     act = _activation_name(activation)
@@ -260,7 +257,7 @@ def masked_dense_grad(
     if g.shape != shape:
         raise ValueError(f"safeops.native: grad must have shape {shape}, got {g.shape}")
     s_ptr = 0
-    if act != "linear":
+    if _activations.SAVED[act] != "none":
         if saved is None:
             raise ValueError(f"safeops.native: activation {act!r} needs `saved`")
         s = _Device(saved, "saved")

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from safeops import _checks, _where_args
 from safeops._loader import ops
-from safeops._xla import in_xla_context
+from safeops._tf_compat import in_xla_context
 
 
 def safe_where(condition, x=None, y=None, *inputs, fill=1.0, name=None):

@@ -1,4 +1,4 @@
-"""float64 NumPy reference of masked_dense (DESIGN.md), and the error bounds the GPU kernels
+"""float64 NumPy reference of masked_dense (docs/design.md), and the error bounds the GPU kernels
 are held to. Pure NumPy: no TensorFlow, no torch.
 
     m = missing(x), xf = m ? 0 : x, n_obs = K - count(m, row)

@@ -1,6 +1,6 @@
 """Self-check of the float64 masked_dense reference that the GPU tests trust (NumPy only, runs
-anywhere): the vectorised reference against a naive per-element loop written from DESIGN.md's
-formulas, and its backward against central finite differences of its forward."""
+anywhere): the vectorised reference against a naive per-element loop written from
+docs/design.md's formulas, and its backward against central finite differences of its forward."""
 
 import math
 

@@ -2,7 +2,8 @@
 //
 // Safeops>MaskedDense / MaskedDenseGrad: the fused op. On GPU it is one call of the CUDA
 // launchers (cuda/masked_dense.h). Its CPU kernel exists so that a graph traced for a GPU also
-// runs on a CPU (a SavedModel served elsewhere): row prologue + Eigen contraction + epilogue.
+// runs on a CPU (a SavedModel served elsewhere): csrc/kernels/masked_dense_cpu.h's layer, with
+// Eigen's contraction as its GEMM.
 // The Python wrapper does not use it on CPU: there it composes Safeops>MaskedDenseInput with
 // TensorFlow's own MatMul/BiasAdd/activation, which oneDNN runs faster than Eigen.
 // EIGEN_USE_THREADS (the contraction on TF's thread pool) is defined for the whole op library
@@ -93,26 +94,55 @@ bool dense_dims(OpKernelContext* ctx, const Tensor& x, const Tensor& kernel, Den
 template <class Device>
 struct Dense;
 
-// Eigen views of row-major matrices in the accumulation type.
-template <class A>
-using Matrix = Eigen::TensorMap<Eigen::Tensor<A, 2, Eigen::RowMajor>, Eigen::Unaligned>;
-template <class A>
-using ConstMatrix = Eigen::TensorMap<Eigen::Tensor<const A, 2, Eigen::RowMajor>, Eigen::Unaligned>;
-
-// The kernel in the accumulation type: a view for float/double, a converted copy otherwise.
-template <class T, class A>
-const A* kernel_as_acc(OpKernelContext* ctx, const Tensor& kernel, Tensor* holder) {
-  if constexpr (std::is_same_v<T, A>) {
-    return static_cast<const A*>(data(kernel));
-  } else {
-    if (!ctx->allocate_temp(tfw::DataTypeToEnum<A>::value, kernel.shape(), holder).ok()) {
-      return nullptr;
-    }
-    const T* src = static_cast<const T*>(data(kernel));
-    A* dst = static_cast<A*>(data(holder));
-    for (int64 i = 0; i < kernel.NumElements(); ++i) dst[i] = Traits<T>::to_acc(src[i]);
-    return dst;
+// The GEMM of the CPU layer (csrc/kernels/masked_dense_cpu.h): Eigen's contraction on the op's
+// intra-op thread pool.
+class EigenGemm : public CpuGemm {
+ public:
+  explicit EigenGemm(OpKernelContext* ctx)
+      : device_(ctx->eigen_device<Eigen::ThreadPoolDevice>()) {}
+  void operator()(bool trans_a, bool trans_b, int64 M, int64 N, int64 K, const float* a,
+                  const float* b, float* c) const override {
+    run(trans_a, trans_b, M, N, K, a, b, c);
   }
+  void operator()(bool trans_a, bool trans_b, int64 M, int64 N, int64 K, const double* a,
+                  const double* b, double* c) const override {
+    run(trans_a, trans_b, M, N, K, a, b, c);
+  }
+
+ private:
+  template <class A>
+  void run(bool trans_a, bool trans_b, int64 M, int64 N, int64 K, const A* a, const A* b,
+           A* c) const {
+    using ConstMatrix =
+        Eigen::TensorMap<Eigen::Tensor<const A, 2, Eigen::RowMajor>, Eigen::Unaligned>;
+    using Matrix = Eigen::TensorMap<Eigen::Tensor<A, 2, Eigen::RowMajor>, Eigen::Unaligned>;
+    const ConstMatrix am = trans_a ? ConstMatrix(a, K, M) : ConstMatrix(a, M, K);
+    const ConstMatrix bm = trans_b ? ConstMatrix(b, N, K) : ConstMatrix(b, K, N);
+    const Eigen::array<Eigen::IndexPair<int>, 1> contract = {
+        Eigen::IndexPair<int>(trans_a ? 0 : 1, trans_b ? 1 : 0)};
+    Matrix(c, M, N).device(device_) = am.contract(bm, contract);
+  }
+
+  const Eigen::ThreadPoolDevice& device_;
+};
+
+MaskedDenseCpuArgs cpu_args(const DenseAttrs& at, const DenseDims& d, DType dt) {
+  MaskedDenseCpuArgs a;
+  a.dtype = dt;
+  a.missing = at.missing;
+  a.activation = at.activation;
+  a.renormalize = at.renormalize;
+  a.rows = d.rows;
+  a.K = d.K;
+  a.N = d.N;
+  return a;
+}
+
+// Host scratch of `bytes` owned by the op for this call.
+Status cpu_scratch(OpKernelContext* ctx, std::size_t bytes, Tensor* holder, void** ptr) {
+  TF_RETURN_IF_ERROR(ctx->allocate_temp(tfw::DT_INT8, TensorShape({int64(bytes)}), holder));
+  *ptr = data(holder);
+  return ok_status();
 }
 
 template <>
@@ -120,79 +150,25 @@ struct Dense<Cpu> {
   static void forward(OpKernelContext* ctx, const DenseAttrs& at, const DenseDims& d,
                       const Tensor& x, const Tensor& kernel, const Tensor& bias, Tensor* y,
                       Tensor* z) {
-    dispatch_float(to_dtype(x.dtype()), [&](auto tag) {
-      using T = decltype(tag);
-      using A = typename Traits<T>::Acc;
-      const auto acc_type = tfw::DataTypeToEnum<A>::value;
-      const TfCpuRunner runner(ctx);
-      Tensor xs, w_acc, acc;
-      OP_REQUIRES_OK(ctx, ctx->allocate_temp(acc_type, TensorShape({d.rows, d.K}), &xs));
-      OP_REQUIRES_OK(ctx, ctx->allocate_temp(acc_type, TensorShape({d.rows, d.N}), &acc));
-      const A* w = kernel_as_acc<T, A>(ctx, kernel, &w_acc);
-      OP_REQUIRES(ctx, w != nullptr, resource_exhausted("masked_dense: kernel copy"));
-      masked_input_forward_cpu(to_dtype(x.dtype()), at.missing, at.renormalize, d.rows, d.K,
-                               data(x), data(&xs), true, runner);
-      const Eigen::array<Eigen::IndexPair<int>, 1> contract = {Eigen::IndexPair<int>(1, 0)};
-      Matrix<A> acc_m(static_cast<A*>(data(&acc)), d.rows, d.N);
-      if (d.K == 0) {  // an empty contraction leaves its output unwritten
-        acc_m.setZero();
-      } else {
-        acc_m.device(ctx->eigen_device<Eigen::ThreadPoolDevice>()) =
-            ConstMatrix<A>(static_cast<const A*>(data(xs)), d.rows, d.K)
-                .contract(ConstMatrix<A>(w, d.K, d.N), contract);
-      }
-      bias_activation_cpu(to_dtype(x.dtype()), at.activation, d.rows, d.N, data(acc), true,
-                          data(bias), data(y), z->NumElements() ? data(z) : nullptr, runner);
-    });
+    const MaskedDenseCpuArgs args = cpu_args(at, d, to_dtype(x.dtype()));
+    Tensor scratch;
+    void* ws = nullptr;
+    OP_REQUIRES_OK(ctx, cpu_scratch(ctx, masked_dense_forward_workspace_cpu(args), &scratch, &ws));
+    masked_dense_forward_cpu(args, data(x), data(kernel), data(bias), data(y),
+                             z->NumElements() ? data(z) : nullptr, ws, TfCpuRunner(ctx),
+                             EigenGemm(ctx));
   }
 
   static void backward(OpKernelContext* ctx, const DenseAttrs& at, const DenseDims& d,
                        const Tensor& x, const Tensor& kernel, const Tensor& saved, const Tensor& g,
                        Tensor* dx, Tensor* dw, Tensor* db) {
-    const DType dt = to_dtype(x.dtype());
-    dispatch_float(dt, [&](auto tag) {
-      using T = decltype(tag);
-      using A = typename Traits<T>::Acc;
-      const auto acc_type = tfw::DataTypeToEnum<A>::value;
-      const TfCpuRunner runner(ctx);
-      const auto& device = ctx->eigen_device<Eigen::ThreadPoolDevice>();
-      Tensor xs, dz, dxs, w_acc, dw_acc;
-      OP_REQUIRES_OK(ctx, ctx->allocate_temp(acc_type, TensorShape({d.rows, d.K}), &xs));
-      OP_REQUIRES_OK(ctx, ctx->allocate_temp(acc_type, TensorShape({d.rows, d.N}), &dz));
-      OP_REQUIRES_OK(ctx, ctx->allocate_temp(acc_type, TensorShape({d.rows, d.K}), &dxs));
-      OP_REQUIRES_OK(ctx, ctx->allocate_temp(acc_type, TensorShape({d.K, d.N}), &dw_acc));
-      const A* w = kernel_as_acc<T, A>(ctx, kernel, &w_acc);
-      OP_REQUIRES(ctx, w != nullptr, resource_exhausted("masked_dense: kernel copy"));
-      activation_backward_cpu(dt, at.activation, d.rows, d.N,
-                              saved.NumElements() ? data(saved) : nullptr, data(g), data(&dz), true,
-                              data(db), runner);
-      masked_input_forward_cpu(dt, at.missing, at.renormalize, d.rows, d.K, data(x), data(&xs),
-                               true, runner);
-      ConstMatrix<A> xs_m(static_cast<const A*>(data(xs)), d.rows, d.K);
-      ConstMatrix<A> dz_m(static_cast<const A*>(data(dz)), d.rows, d.N);
-      ConstMatrix<A> w_m(w, d.K, d.N);
-      // dW = xs^T @ dz = xf^T @ (s * dz);  dxs = dz @ W^T, then dx = m ? 0 : s * dxs.
-      const Eigen::array<Eigen::IndexPair<int>, 1> rows_rows = {Eigen::IndexPair<int>(0, 0)};
-      const Eigen::array<Eigen::IndexPair<int>, 1> cols_cols = {Eigen::IndexPair<int>(1, 1)};
-      Matrix<A> dw_m(static_cast<A*>(data(&dw_acc)), d.K, d.N);
-      Matrix<A> dxs_m(static_cast<A*>(data(&dxs)), d.rows, d.K);
-      // An empty contraction (no rows, or N == 0) leaves its output unwritten.
-      if (d.rows == 0) {
-        dw_m.setZero();
-      } else {
-        dw_m.device(device) = xs_m.contract(dz_m, rows_rows);
-      }
-      if (d.N == 0) {
-        dxs_m.setZero();
-      } else {
-        dxs_m.device(device) = dz_m.contract(w_m, cols_cols);
-      }
-      masked_input_backward_cpu(dt, at.missing, at.renormalize, d.rows, d.K, data(x), data(dxs),
-                                true, data(dx), runner);
-      const A* dwa = static_cast<const A*>(data(dw_acc));
-      T* dwt = static_cast<T*>(data(dw));
-      for (int64 i = 0; i < d.K * d.N; ++i) dwt[i] = Traits<T>::from_acc(dwa[i]);
-    });
+    const MaskedDenseCpuArgs args = cpu_args(at, d, to_dtype(x.dtype()));
+    Tensor scratch;
+    void* ws = nullptr;
+    OP_REQUIRES_OK(ctx, cpu_scratch(ctx, masked_dense_backward_workspace_cpu(args), &scratch, &ws));
+    masked_dense_backward_cpu(args, data(x), data(kernel),
+                              saved.NumElements() ? data(saved) : nullptr, data(g), data(dx),
+                              data(dw), data(db), ws, TfCpuRunner(ctx), EigenGemm(ctx));
   }
 };
 

@@ -1,5 +1,8 @@
 // Op registrations of masked_dense: the fused op (one kernel on GPU) and its gradient, and the
 // row prologue the CPU path composes with TensorFlow's own MatMul/BiasAdd/activation.
+#include <string>
+
+#include "activations.h"
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -14,8 +17,9 @@ using ::tensorflow::shape_inference::ShapeHandle;
 
 namespace {
 
-constexpr char kActivations[] =
-    "activation: {'linear', 'relu', 'gelu', 'sigmoid', 'tanh', 'silu'} = 'linear'";
+// The "activation" attribute: the names of activations.h's table, default linear.
+const std::string kActivations =
+    "activation: {" + activation_names("'", ", ", ", ") + "} = 'linear'";
 
 // x [..., K], kernel [K, N], bias [N]: checks the dims agree, returns N and x's leading dims.
 Status dense_shapes(InferenceContext* c, ShapeHandle* leading, DimensionHandle* n) {
@@ -30,8 +34,10 @@ Status dense_shapes(InferenceContext* c, ShapeHandle* leading, DimensionHandle* 
 }
 
 bool saves_pre_activation(InferenceContext* c) {
-  std::string act;
-  return c->GetAttr("activation", &act).ok() && (act == "gelu" || act == "silu");
+  std::string name;
+  Activation act;
+  return c->GetAttr("activation", &name).ok() && parse_activation(name, &act) &&
+         saved_for(act) == Saved::kPreActivation;
 }
 
 }  // namespace
@@ -56,10 +62,10 @@ REGISTER_OP("Safeops>MaskedDense")
       return ok_status();
     })
     .Doc(R"doc(
-Fused NaN-masked dense layer (DESIGN.md): with m = missing(x), xf = m ? 0 : x and
+Fused NaN-masked dense layer (docs/design.md): with m = missing(x), xf = m ? 0 : x and
 s = renormalize ? (n_obs > 0 ? K / n_obs : 0) : 1 per row, output = act(s * (xf @ kernel) + bias).
-pre_activation is z = s * (xf @ kernel) + bias for activations whose derivative needs it (gelu,
-silu), otherwise an empty vector.
+pre_activation is z = s * (xf @ kernel) + bias for activations whose derivative needs it
+(Saved::kPreActivation in csrc/kernels/activations.h), otherwise an empty vector.
 )doc");
 
 REGISTER_OP("Safeops>MaskedDenseGrad")
@@ -83,8 +89,8 @@ REGISTER_OP("Safeops>MaskedDenseGrad")
       return ok_status();
     })
     .Doc(R"doc(
-Gradient of MaskedDense: dz = grad * act'(.) from `saved` (the output for relu, sigmoid and tanh,
-the pre-activation for gelu and silu, unused for linear), grad_bias = sum over rows of dz,
+Gradient of MaskedDense: dz = grad * act'(.) from `saved` (the output or the pre-activation, as
+the activation's row in csrc/kernels/activations.h says), grad_bias = sum over rows of dz,
 grad_kernel = xf^T @ (s * dz), grad_x = m ? 0 : s * (dz @ kernel^T).
 )doc");
 
@@ -155,7 +161,8 @@ REGISTER_OP("Safeops>MaskedDenseOutput")
     .Doc(R"doc(
 masked_dense's epilogue on the CPU path: output = act(matmul + bias) over the last axis, in the
 accumulation type, with the activations of the fused op (a NaN pre-activation stays NaN).
-pre_activation is matmul + bias for gelu and silu, otherwise an empty vector.
+pre_activation is matmul + bias for the activations that save it (see MaskedDense), otherwise an
+empty vector.
 )doc");
 
 REGISTER_OP("Safeops>MaskedDenseOutputGrad")
@@ -173,9 +180,8 @@ REGISTER_OP("Safeops>MaskedDenseOutputGrad")
       return ok_status();
     })
     .Doc(R"doc(
-Gradient of MaskedDenseOutput in one pass: grad_matmul = grad * act'(.) from `saved` (the output
-for relu, sigmoid and tanh, the pre-activation for gelu and silu, unused for linear), grad_bias =
-its sum over every axis but the last.
+Gradient of MaskedDenseOutput in one pass: grad_matmul = grad * act'(.) from `saved` (as for
+MaskedDenseGrad), grad_bias = its sum over every axis but the last.
 )doc");
 
 }  // namespace tf

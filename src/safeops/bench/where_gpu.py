@@ -5,23 +5,28 @@ For each size (elements) it times with CUDA events, interleaved, medians after w
 - copy: a device-to-device copy of x (torch copy_), the bandwidth reference;
 - safeops where forward (native.where) and fused backward (native.where_grad), and
   fill_missing forward, each as achieved bandwidth (bytes it must move / time) and as % of the
-  copy's bandwidth; the goal (DESIGN.md) is >= 80 %;
-- torch.where forward + autograd backward against safeops forward + backward.
+  copy's bandwidth (docs/design.md §8);
+- torch.where forward + autograd backward against safeops forward + backward, as a time ratio
+  (timing.RATIO_NOTE).
 
 Bytes moved: where forward reads the condition (1 byte/element), x and y and writes the output;
 the backward reads the condition and the upstream gradient and writes both gradients;
 fill_missing reads x and writes the output; the copy reads and writes x.
 """
 
-import argparse
 import functools
-import json
 import sys
 
-from safeops.bench.timing import format_table, human_count, interleaved_medians
+from safeops.bench.timing import (
+    RATIO_NOTE,
+    format_table,
+    human_count,
+    interleaved_medians,
+    suite_main,
+    time_ratio,
+)
 
 SIZES = (10**6, 10**7, 10**8, 10**9)
-GOAL_PERCENT = 80.0
 
 
 def _cuda_timer(torch):
@@ -37,8 +42,8 @@ def _cuda_timer(torch):
 
 
 def run(sizes=SIZES, dtype="float32", repeats=20):
-    """One dict per (case, size): case, n, ms, bytes, GB/s, pct_of_copy, and for the torch
-    comparison torch_ms and speedup."""
+    """One dict per (case, size): case, dtype, n, ms, bytes, GB/s, pct_of_copy, and for the
+    torch comparison torch_ms and time_ratio (safeops time / torch time)."""
     import torch
 
     from safeops import native
@@ -80,6 +85,7 @@ def run(sizes=SIZES, dtype="float32", repeats=20):
             results.append(
                 {
                     "case": case,
+                    "dtype": dtype,
                     "n": n,
                     "ms": seconds * 1e3,
                     "bytes": moved[case],
@@ -87,7 +93,7 @@ def run(sizes=SIZES, dtype="float32", repeats=20):
                     "pct_of_copy": 100 * bw / copy_bw,
                 }
             )
-        results.append(_versus_torch(torch, native, c, x, y, g, n, reps, timer))
+        results.append(_versus_torch(torch, native, c, x, y, g, n, reps, timer) | {"dtype": dtype})
         del c, x, y, g, xn, dst
         torch.cuda.empty_cache()
     return results
@@ -110,17 +116,17 @@ def _versus_torch(torch, native, c, x, y, g, n, reps, timer):
         "n": n,
         "ms": t["safeops"] * 1e3,
         "torch_ms": t["torch"] * 1e3,
-        "speedup": t["torch"] / t["safeops"],
+        "time_ratio": time_ratio(t["safeops"], t["torch"]),
     }
 
 
-def report(results, dtype):
+def report(results):
     import torch
 
     rows = []
     for r in results:
-        if "speedup" in r:
-            extra = f"torch {r['torch_ms']:.3f} ms, {r['speedup']:.2f}x"
+        if "time_ratio" in r:
+            extra = f"torch {r['torch_ms']:.3f} ms, time ratio {r['time_ratio']:.2f}"
             rows.append((r["case"], human_count(r["n"]), f"{r['ms']:.3f}", "", "", extra))
         else:
             rows.append(
@@ -134,37 +140,27 @@ def report(results, dtype):
                 )
             )
     lines = [
-        f"{torch.cuda.get_device_name()}, torch {torch.__version__}, {dtype}",
+        f"{torch.cuda.get_device_name()}, torch {torch.__version__}, {results[0]['dtype']}",
+        RATIO_NOTE,
         format_table(("case", "n", "ms", "GB/s", "% of copy", "vs torch"), rows),
     ]
-    largest = max(r["n"] for r in results)
-    worst = min(
-        (r["pct_of_copy"], r["case"], r["n"])
-        for r in results
-        if r["case"].startswith("where") and "pct_of_copy" in r and r["n"] == largest
-    )
-    lines.append(
-        f"goal: where fwd and fused bwd >= {GOAL_PERCENT:g} % of copy bandwidth at "
-        f"{human_count(largest)}: "
-        f"worst {worst[0]:.1f} % ({worst[1]}, {human_count(worst[2])}) "
-        f"({'met' if worst[0] >= GOAL_PERCENT else 'missed'})"
-    )
     return "\n".join(lines)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser):
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="elements")
     parser.add_argument("--dtype", default="float32", choices=["float16", "bfloat16", "float32"])
     parser.add_argument("--repeats", type=int, default=20, help="timed rounds per case")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    args = parser.parse_args(argv)
-    results = run(args.sizes, args.dtype, args.repeats)
-    print(report(results, args.dtype))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
-    return 0
+
+
+def run_args(args):
+    """Runs the suite for parsed arguments (see add_arguments)."""
+    return run(args.sizes, args.dtype, args.repeats)
+
+
+def main(argv=None):
+    return suite_main(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":
