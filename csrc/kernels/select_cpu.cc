@@ -156,7 +156,9 @@ void flat_backward_chunk(Cond cond, const T* g, T* ga, T* gb, int64 begin, int64
     if (KA == Target::kFull) ga_bits[i] = keep_if(m, gv);
     if (KB == Target::kFull) gb_bits[i] = keep_if(!m, gv);
     if (KA == Target::kScalar || KB == Target::kScalar) {
-      const Acc v = Traits<T>::to_acc(g[i]);
+      // From the loaded bits, not from g again: g[i] may have just been overwritten by ga[i]
+      // or gb[i] (select_cpu.h).
+      const Acc v = Traits<T>::to_acc(bit_cast<T>(gv));
       if (KA == Target::kScalar) lanes_a[lane] += keep_if(m, v);
       if (KB == Target::kScalar) lanes_b[lane] += keep_if(!m, v);
     }
