@@ -49,16 +49,9 @@ namespace {
 
 using md::BlockGemm;
 using md::kGemmThreads;
-using md::Vec;
 
 template <int V>
 using IntC = std::integral_constant<int, V>;
-
-cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
-
-std::size_t round_up(std::size_t n) { return (n + 255) / 256 * 256; }
-
-int64 ceil_div(int64 a, int64 b) { return (a + b - 1) / b; }
 
 // ---------------------------------------------------------------------------------------
 // Tile shapes, chosen from the problem shape alone.
@@ -172,20 +165,20 @@ __global__ void __launch_bounds__(kGemmThreads,
 template <class T>
 int forward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* bias, T* y, T* z,
                  cudaStream_t stream) {
-  FwdParams<T> p{x,
-                 w,
-                 bias,
-                 y,
-                 z,
-                 args.rows,
-                 args.K,
-                 args.N,
-                 0,
-                 args.renormalize,
-                 args.missing == Missing::kNonFinite,
-                 vec_ok(x, args.K),
-                 vec_ok(w, args.N),
-                 vec_ok(y, args.N) && (z == nullptr || vec_ok(z, args.N))};
+  FwdParams<T> p{};
+  p.x = x;
+  p.w = w;
+  p.bias = bias;
+  p.y = y;
+  p.z = z;
+  p.rows = args.rows;
+  p.K = args.K;
+  p.N = args.N;
+  p.renormalize = args.renormalize;
+  p.nonfinite = args.missing == Missing::kNonFinite;
+  p.vec_x = vec_ok(x, args.K);
+  p.vec_w = vec_ok(w, args.N);
+  p.vec_out = vec_ok(y, args.N) && (z == nullptr || vec_ok(z, args.N));
   return dispatch_activation(args.activation, [&](auto act) {
     return with_tc<T>(args.allow_tf32, [&](auto tc) {
       return with_tiles<T, 128, 64>(out_tiles(args.dtype, args.N), [&](auto bm, auto bn) {
@@ -289,17 +282,28 @@ __device__ int x_exponent(double s, double xmax) {
   return max(a, 0);
 }
 
+template <class T>
+struct RowScaleParams {
+  using Acc = typename Traits<T>::Acc;
+  const T* x;
+  Acc* ds_scale;  // [rows] s / (c 2^a)
+  Acc* x_scale;   // [rows] 2^a
+  int64 rows, K;
+  int c;  // derivative_bound
+  bool nonfinite, vec;
+};
+
 // Per row, one warp per row: s / (c 2^a) (ds_scale, c = derivative_bound) and 2^a (x_scale).
 template <class T>
-__global__ void __launch_bounds__(kThreads)
-    row_scale_kernel(const T* x, int64 rows, int64 K, bool nonfinite, bool vec, int c,
-                     typename Traits<T>::Acc* ds_scale, typename Traits<T>::Acc* x_scale) {
+__global__ void __launch_bounds__(kThreads) row_scale_kernel(const RowScaleParams<T> p) {
   using Acc = typename Traits<T>::Acc;
   using V = Vec<T>;
+  const T* x = p.x;
+  const int64 rows = p.rows, K = p.K;
+  const bool nonfinite = p.nonfinite, vec = p.vec;
   const int lane = threadIdx.x % 32;
-  const int64 warps = static_cast<int64>(gridDim.x) * (blockDim.x / 32);
-  for (int64 r = (static_cast<int64>(blockIdx.x) * blockDim.x + threadIdx.x) / 32; r < rows;
-       r += warps) {
+  const int64 warps = grid_threads() / 32;
+  for (int64 r = global_thread() / 32; r < rows; r += warps) {
     int n = 0;
     Acc xmax = Acc(0);
     for (int64 k = lane * V::N; k < K; k += 32 * V::N) {
@@ -320,9 +324,9 @@ __global__ void __launch_bounds__(kThreads)
     }
     if (lane == 0) {
       const Acc s = md::renorm_scale<Acc>(K, K - n);
-      const Acc p = static_cast<Acc>(ldexp(1.0, x_exponent<T>(s, xmax)));
-      ds_scale[r] = s / (static_cast<Acc>(c) * p);  // exact: c p is a power of two
-      x_scale[r] = p;
+      const Acc f = static_cast<Acc>(ldexp(1.0, x_exponent<T>(s, xmax)));
+      p.ds_scale[r] = s / (static_cast<Acc>(p.c) * f);  // exact: c f is a power of two
+      p.x_scale[r] = f;
     }
   }
 }
@@ -497,23 +501,31 @@ __global__ void __launch_bounds__(kGemmThreads,
   });
 }
 
+template <class T>
+struct ReduceParams {
+  using Acc = typename Traits<T>::Acc;
+  const Acc* dw_partial;  // [dw_chunks, K * N]
+  const Acc* db_partial;  // [db_chunks, N]
+  int64 dw_chunks, db_chunks, KN, N;
+  Acc c;  // derivative_bound: dW's factor
+  T* dw;
+  T* db;  // may be null
+};
+
 // dW[k, n] = c * sum over dW chunks, db[n] = sum over dz chunks, each in chunk order.
 template <class T>
-__global__ void __launch_bounds__(kThreads)
-    reduce_kernel(const typename Traits<T>::Acc* dw_partial, int64 dw_chunks,
-                  const typename Traits<T>::Acc* db_partial, int64 db_chunks, int64 KN, int64 N,
-                  typename Traits<T>::Acc c, T* dw, T* db) {
+__global__ void __launch_bounds__(kThreads) reduce_kernel(const ReduceParams<T> p) {
   using Acc = typename Traits<T>::Acc;
-  const int64 total = KN + (db != nullptr ? N : 0);
-  for (int64 e = static_cast<int64>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
-       e += static_cast<int64>(gridDim.x) * blockDim.x) {
+  const int64 KN = p.KN, N = p.N;
+  const int64 total = KN + (p.db != nullptr ? N : 0);
+  for (int64 e = global_thread(); e < total; e += grid_threads()) {
     Acc s = Acc(0);
     if (e < KN) {
-      for (int64 q = 0; q < dw_chunks; ++q) s += dw_partial[q * KN + e];
-      dw[e] = Traits<T>::from_acc(c * s);
+      for (int64 q = 0; q < p.dw_chunks; ++q) s += p.dw_partial[q * KN + e];
+      p.dw[e] = Traits<T>::from_acc(p.c * s);
     } else {
-      for (int64 q = 0; q < db_chunks; ++q) s += db_partial[q * N + (e - KN)];
-      db[e - KN] = Traits<T>::from_acc(s);
+      for (int64 q = 0; q < p.db_chunks; ++q) s += p.db_partial[q * N + (e - KN)];
+      p.db[e - KN] = Traits<T>::from_acc(s);
     }
   }
 }
@@ -534,8 +546,16 @@ int backward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* 
   if (args.renormalize) {
     ds_scale = reinterpret_cast<Acc*>(ws + l.ds_scale);
     x_scale = reinterpret_cast<Acc*>(ws + l.x_scale);
-    row_scale_kernel<<<grid_for(rows * 32), kThreads, 0, stream>>>(
-        x, rows, K, nonfinite, vec_ok(x, K), c, ds_scale, x_scale);
+    RowScaleParams<T> p{};
+    p.x = x;
+    p.ds_scale = ds_scale;
+    p.x_scale = x_scale;
+    p.rows = rows;
+    p.K = K;
+    p.c = c;
+    p.nonfinite = nonfinite;
+    p.vec = vec_ok(x, K);
+    row_scale_kernel<<<grid_for(rows * 32), kThreads, 0, stream>>>(p);
     if (int e = launch_status()) return e;
   }
 
@@ -546,18 +566,19 @@ int backward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* 
   {
     const bool vec = vec_ok(g, N) && (saved == nullptr || vec_ok(saved, N)) &&
                      (ds_buf == nullptr || vec_ok(ds_buf, N));
-    const DzParams<T> p{g,
-                        saved,
-                        ds_scale,
-                        Acc(1) / static_cast<Acc>(c),
-                        ds_buf,
-                        db_partial,
-                        rows,
-                        N,
-                        l.dz.rows_per_chunk,
-                        l.dzs.tcol,
-                        l.dzs.strips,
-                        vec};
+    DzParams<T> p{};
+    p.g = g;
+    p.saved = saved;
+    p.ds_scale = ds_scale;
+    p.inv_c = Acc(1) / static_cast<Acc>(c);
+    p.ds = ds_buf;
+    p.db_partial = db_partial;
+    p.rows = rows;
+    p.N = N;
+    p.rows_per_chunk = l.dz.rows_per_chunk;
+    p.tcol = l.dzs.tcol;
+    p.strips = l.dzs.strips;
+    p.vec = vec;
     int grid = 0;
     if (int e = launch_grid(l.dz.chunks * l.dzs.strips, &grid)) return e;
     if (l.ds_is_g) {
@@ -576,20 +597,21 @@ int backward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* 
     int e = with_tc<T>(args.allow_tf32, [&](auto tc) {
       return with_tiles<T, 128, 64>(out_tiles(args.dtype, K), [&](auto bm, auto bn) {
         constexpr int BM = decltype(bm)::value, BN = decltype(bn)::value;
-        const DxParams<T> p{ds,
-                            w,
-                            x,
-                            x_scale,
-                            static_cast<Acc>(c),
-                            dx,
-                            rows,
-                            K,
-                            N,
-                            ceil_div(K, BN),
-                            nonfinite,
-                            vec_ok(ds, N),
-                            vec_ok(w, N),
-                            vec_ok(x, K) && vec_ok(dx, K)};
+        DxParams<T> p{};
+        p.ds = ds;
+        p.w = w;
+        p.x = x;
+        p.x_scale = x_scale;
+        p.c = static_cast<Acc>(c);
+        p.dx = dx;
+        p.rows = rows;
+        p.K = K;
+        p.N = N;
+        p.tiles_n = ceil_div(K, BN);
+        p.nonfinite = nonfinite;
+        p.vec_ds = vec_ok(ds, N);
+        p.vec_w = vec_ok(w, N);
+        p.vec_x = vec_ok(x, K) && vec_ok(dx, K);
         int grid = 0;
         if (int err = launch_grid(ceil_div(rows, BM) * p.tiles_n, &grid)) return err;
         dx_kernel<T, BM, BN, decltype(tc)::value><<<grid, kGemmThreads, 0, stream>>>(p);
@@ -603,20 +625,21 @@ int backward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* 
     e = with_tc<T>(args.allow_tf32, [&](auto tc) {
       return with_tiles<T, 64, 128>(weight_tiles(args.dtype, K), [&](auto bm, auto bn) {
         constexpr int BM = decltype(bm)::value, BN = decltype(bn)::value;
-        const DwParams<T> p{x,
-                            x_scale,
-                            ds,
-                            dw_partial,
-                            rows,
-                            K,
-                            N,
-                            l.dw_tiles_n,
-                            l.dw_tiles,
-                            l.dw.rows_per_chunk,
-                            nonfinite,
-                            vec_ok(x, K),
-                            vec_ok(ds, N),
-                            aligned(dw_partial, 16) && (N * sizeof(Acc)) % 16 == 0};
+        DwParams<T> p{};
+        p.x = x;
+        p.x_scale = x_scale;
+        p.ds = ds;
+        p.partial = dw_partial;
+        p.rows = rows;
+        p.K = K;
+        p.N = N;
+        p.tiles_n = l.dw_tiles_n;
+        p.tiles = l.dw_tiles;
+        p.rows_per_chunk = l.dw.rows_per_chunk;
+        p.nonfinite = nonfinite;
+        p.vec_x = vec_ok(x, K);
+        p.vec_ds = vec_ok(ds, N);
+        p.vec_partial = aligned(dw_partial, 16) && (N * sizeof(Acc)) % 16 == 0;
         static_assert(BM > 0 && BN > 0, "tile");
         int grid = 0;
         if (int err = launch_grid(l.dw.chunks * l.dw_tiles, &grid)) return err;
@@ -628,10 +651,18 @@ int backward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* 
   }
 
   // 5. dW and db
+  ReduceParams<T> p{};
+  p.dw_partial = reinterpret_cast<const Acc*>(ws + l.dw_partial);
+  p.db_partial = db_partial;
+  p.dw_chunks = l.dw.chunks;
+  p.db_chunks = l.dz.chunks;
+  p.KN = K * N;
+  p.N = N;
+  p.c = static_cast<Acc>(c);
+  p.dw = dw;
+  p.db = db;
   const int64 outputs = K * N + (db != nullptr ? N : 0);
-  reduce_kernel<T><<<grid_for(outputs), kThreads, 0, stream>>>(
-      reinterpret_cast<const Acc*>(ws + l.dw_partial), l.dw.chunks, db_partial, l.dz.chunks, K * N,
-      N, static_cast<Acc>(c), dw, db);
+  reduce_kernel<T><<<grid_for(outputs), kThreads, 0, stream>>>(p);
   return launch_status();
 }
 

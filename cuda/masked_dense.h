@@ -8,7 +8,7 @@
 // x is [rows, K] (leading dimensions flattened), W [K, N], b [N], y and z [rows, N]; every
 // buffer has `dtype`, half types accumulate in float32. Reductions over rows are deterministic
 // (no float atomics). Launchers enqueue on `stream` and return 0 or a CUDA error code
-// (explained by error_string in launchers.h).
+// (explained by error_string in toolkit.h).
 #pragma once
 
 #include <cstddef>

@@ -36,50 +36,6 @@ constexpr int kGemmThreads = 256;
 // Rows of C staged through shared memory per epilogue pass.
 constexpr int kEpiRows = 64;
 
-// ---------------------------------------------------------------------------------------
-// 16-byte vectors of elements kept as four 32-bit words (lanes are split with shifts, so the
-// elements stay in registers).
-
-template <class T>
-struct Vec {
-  static constexpr int N = 16 / static_cast<int>(sizeof(T));
-  using B = Bits<T>;
-
-  __device__ static B get(const uint4& v, int i) {
-    const unsigned w[4] = {v.x, v.y, v.z, v.w};
-    if constexpr (sizeof(B) == 2) {
-      return static_cast<B>(w[i / 2] >> (16 * (i % 2)));
-    } else if constexpr (sizeof(B) == 4) {
-      return w[i];
-    } else {
-      return static_cast<B>(w[2 * i]) | (static_cast<B>(w[2 * i + 1]) << 32);
-    }
-  }
-  // Builds a vector from N element bits (b[i] for lane i).
-  __device__ static uint4 pack(const B (&b)[N]) {
-    unsigned w[4];
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      if constexpr (sizeof(B) == 2) {
-        w[k] = static_cast<unsigned>(b[2 * k]) | (static_cast<unsigned>(b[2 * k + 1]) << 16);
-      } else if constexpr (sizeof(B) == 4) {
-        w[k] = b[k];
-      } else {
-        w[k] = static_cast<unsigned>(b[k / 2] >> (32 * (k % 2)));
-      }
-    }
-    return make_uint4(w[0], w[1], w[2], w[3]);
-  }
-  // Elements [0, cnt) of p (zeros after cnt): one 16-byte load when `vec` and cnt == N.
-  __device__ static uint4 load(const T* p, int cnt, bool vec) {
-    if (vec && cnt >= N) return __ldg(reinterpret_cast<const uint4*>(p));
-    B b[N];
-#pragma unroll
-    for (int i = 0; i < N; ++i) b[i] = i < cnt ? bit_cast<B>(p[i]) : B(0);
-    return pack(b);
-  }
-};
-
 // Stores v[0, min(cnt, kN)) at p: 16-byte vectors when `vec` (p 16-byte aligned) and cnt >= kN.
 template <class E, int kN>
 __device__ void store_elems(E* p, const E (&v)[kN], int cnt, bool vec) {

@@ -12,68 +12,17 @@
 #include <cstring>
 
 #include "cuda_common.cuh"
-#include "launchers.h"
+#include "select.h"
 
 namespace safeops {
 namespace cuda {
 namespace {
-
-enum Kind : int { kNone = 0, kFull = 1, kScalar = 2, kGeneral = 3 };
 
 // Accuracy of the general reduction: each thread adds its terms kBlock at a time into its
 // total, and the per-group partials are combined in kLanes interleaved chains, so no float
 // addition chain is longer than a few hundred terms (same order on every run).
 constexpr int kBlock = 16;
 constexpr int kLanes = 8;
-
-template <class T>
-struct Group {
-  static constexpr int N = 16 / static_cast<int>(sizeof(T));
-  using B = Bits<T>;
-
-  // Elements [i, i + cnt) of p; one 16-byte load when `vec` (then cnt == N, p + i aligned).
-  // The vector is split with shifts so the elements stay in registers.
-  __device__ static void load(const T* p, int64 i, int cnt, bool vec, B (&out)[N]) {
-    if (vec) {
-      const uint4 v = *reinterpret_cast<const uint4*>(p + i);
-      const unsigned w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-      for (int k = 0; k < N; ++k) {
-        if constexpr (sizeof(B) == 2) {
-          out[k] = static_cast<B>(w[k / 2] >> (16 * (k % 2)));
-        } else if constexpr (sizeof(B) == 4) {
-          out[k] = w[k];
-        } else {
-          out[k] = static_cast<B>(w[2 * k]) | (static_cast<B>(w[2 * k + 1]) << 32);
-        }
-      }
-    } else {
-#pragma unroll
-      for (int k = 0; k < N; ++k) out[k] = k < cnt ? bit_cast<B>(p[i + k]) : B(0);
-    }
-  }
-  __device__ static void store(T* p, int64 i, int cnt, bool vec, const B (&in)[N]) {
-    if (vec) {
-      unsigned w[4];
-#pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        if constexpr (sizeof(B) == 2) {
-          w[k] = static_cast<unsigned>(in[2 * k]) | (static_cast<unsigned>(in[2 * k + 1]) << 16);
-        } else if constexpr (sizeof(B) == 4) {
-          w[k] = in[k];
-        } else {
-          w[k] = static_cast<unsigned>(in[k / 2] >> (32 * (k % 2)));
-        }
-      }
-      *reinterpret_cast<uint4*>(p + i) = make_uint4(w[0], w[1], w[2], w[3]);
-    } else {
-#pragma unroll
-      for (int k = 0; k < N; ++k) {
-        if (k < cnt) p[i + k] = bit_cast<T>(in[k]);
-      }
-    }
-  }
-};
 
 // Condition of elements [i, i + cnt): a vector load of the N condition bytes, or of the N data
 // elements whose missingness is the condition.
@@ -113,7 +62,7 @@ __device__ void load_cond(BoolCond c, int64 i, int cnt, bool vec, bool (&m)[N]) 
 template <int N, class T, Missing M>
 __device__ void load_cond(MissingCond<T, M> c, int64 i, int cnt, bool vec, bool (&m)[N]) {
   Bits<T> v[N];
-  Group<T>::load(c.x, i, cnt, vec, v);
+  Vec<T>::load_bits(c.x + i, cnt, vec, v);
   for (int k = 0; k < N; ++k) m[k] = k < cnt && is_missing<M>(bit_cast<T>(v[k]));
 }
 
@@ -123,20 +72,15 @@ bool cond_vec_ok(MissingCond<T, M> c, int) {
   return aligned(c.x, 16);
 }
 
-__device__ inline int64 global_thread() {
-  return static_cast<int64>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ inline int64 grid_threads() { return static_cast<int64>(gridDim.x) * blockDim.x; }
-
 // ---------------------------------------------------------------------------------------
 // Forward
 
 template <bool CondFull, bool AFull, bool BFull, class T, class Cond>
 __global__ void select_flat_kernel(Cond cond, const T* a, const T* b, T* out, int64 total,
                                    bool vec) {
-  using G = Group<T>;
-  constexpr int N = G::N;
-  using B = typename G::B;
+  using V = Vec<T>;
+  constexpr int N = V::N;
+  using B = typename V::B;
   const B a0 = AFull ? B(0) : bit_cast<B>(a[0]);
   const B b0 = BFull ? B(0) : bit_cast<B>(b[0]);
   const bool m0 = CondFull ? false : cond(0);
@@ -152,10 +96,10 @@ __global__ void select_flat_kernel(Cond cond, const T* a, const T* b, T* out, in
       for (int k = 0; k < N; ++k) m[k] = m0;
     }
     B av[N], bv[N], o[N];
-    if (AFull) G::load(a, i, cnt, full, av);
-    if (BFull) G::load(b, i, cnt, full, bv);
+    if (AFull) V::load_bits(a + i, cnt, full, av);
+    if (BFull) V::load_bits(b + i, cnt, full, bv);
     for (int k = 0; k < N; ++k) o[k] = m[k] ? (AFull ? av[k] : a0) : (BFull ? bv[k] : b0);
-    G::store(out, i, cnt, full, o);
+    V::store_bits(out + i, cnt, full, o);
   }
 }
 
@@ -173,10 +117,8 @@ template <class T, class Cond>
 int forward_impl(const SelectPlan& p, Cond cond, const T* a, const T* b, T* out,
                  cudaStream_t stream) {
   if (p.total == 0) return 0;
-  constexpr int N = Group<T>::N;
-  const bool flat = p.cond.access != Access::kStrided && p.a.access != Access::kStrided &&
-                    p.b.access != Access::kStrided;
-  if (!flat) {
+  constexpr int N = Vec<T>::N;
+  if (!flat_forward(p)) {
     select_strided_kernel<<<grid_for(p.total), kThreads, 0, stream>>>(p, cond, a, b, out);
     return launch_status();
   }
@@ -184,37 +126,15 @@ int forward_impl(const SelectPlan& p, Cond cond, const T* a, const T* b, T* out,
              bf = p.b.access == Access::kFull;
   const bool vec = aligned(out, 16) && (!cf || cond_vec_ok(cond, N)) && (!af || aligned(a, 16)) &&
                    (!bf || aligned(b, 16));
-  const int grid = grid_for((p.total + N - 1) / N);
-  const int key = cf * 4 + af * 2 + bf;
-#define SAFEOPS_SELECT_FLAT(CF, AF, BF) \
-  select_flat_kernel<CF, AF, BF><<<grid, kThreads, 0, stream>>>(cond, a, b, out, p.total, vec)
-  switch (key) {
-    case 7:
-      SAFEOPS_SELECT_FLAT(true, true, true);
-      break;
-    case 6:
-      SAFEOPS_SELECT_FLAT(true, true, false);
-      break;
-    case 5:
-      SAFEOPS_SELECT_FLAT(true, false, true);
-      break;
-    case 4:
-      SAFEOPS_SELECT_FLAT(true, false, false);
-      break;
-    case 3:
-      SAFEOPS_SELECT_FLAT(false, true, true);
-      break;
-    case 2:
-      SAFEOPS_SELECT_FLAT(false, true, false);
-      break;
-    case 1:
-      SAFEOPS_SELECT_FLAT(false, false, true);
-      break;
-    default:
-      SAFEOPS_SELECT_FLAT(false, false, false);
-      break;
-  }
-#undef SAFEOPS_SELECT_FLAT
+  const int grid = grid_for(ceil_div(p.total, N));
+  bool_switch(
+      [&](auto c_full, auto a_full, auto b_full) {
+        constexpr bool CF = decltype(c_full)::value, AF = decltype(a_full)::value,
+                       BF = decltype(b_full)::value;
+        select_flat_kernel<CF, AF, BF>
+            <<<grid, kThreads, 0, stream>>>(cond, a, b, out, p.total, vec);
+      },
+      cf, af, bf);
   return launch_status();
 }
 
@@ -223,14 +143,14 @@ int forward_impl(const SelectPlan& p, Cond cond, const T* a, const T* b, T* out,
 
 // One pass over cond and g: full targets written, scalar targets summed per block into
 // partial[2 * block + {0, 1}].
-template <int KA, int KB, class T, class Cond>
+template <Target KA, Target KB, class T, class Cond>
 __global__ void flat_backward_kernel(Cond cond, bool cond_full, const T* g, T* ga, T* gb,
                                      int64 total, bool vec, typename Traits<T>::Acc* partial) {
-  using G = Group<T>;
-  constexpr int N = G::N;
-  using B = typename G::B;
+  using V = Vec<T>;
+  constexpr int N = V::N;
+  using B = typename V::B;
   using Acc = typename Traits<T>::Acc;
-  constexpr bool kSums = KA == kScalar || KB == kScalar;
+  constexpr bool kSums = KA == Target::kScalar || KB == Target::kScalar;
   const bool m0 = cond_full ? false : cond(0);
   Acc sa = sum_identity<Acc>(), sb = sum_identity<Acc>();
   const int64 groups = (total + N - 1) / N;
@@ -245,24 +165,24 @@ __global__ void flat_backward_kernel(Cond cond, bool cond_full, const T* g, T* g
       for (int k = 0; k < N; ++k) m[k] = m0;
     }
     B gv[N];
-    G::load(g, i, cnt, full, gv);
-    if (KA == kFull) {
+    V::load_bits(g + i, cnt, full, gv);
+    if (KA == Target::kFull) {
       B o[N];
       for (int k = 0; k < N; ++k) o[k] = m[k] ? gv[k] : B(0);
-      G::store(ga, i, cnt, full, o);
+      V::store_bits(ga + i, cnt, full, o);
     }
-    if (KB == kFull) {
+    if (KB == Target::kFull) {
       B o[N];
       for (int k = 0; k < N; ++k) o[k] = m[k] ? B(0) : gv[k];
-      G::store(gb, i, cnt, full, o);
+      V::store_bits(gb + i, cnt, full, o);
     }
     if (kSums) {
 #pragma unroll
       for (int k = 0; k < N; ++k) {
         if (k >= cnt) break;
         const Acc x = Traits<T>::to_acc(bit_cast<T>(gv[k]));
-        if (KA == kScalar) sa += m[k] ? x : Acc(0);
-        if (KB == kScalar) sb += m[k] ? Acc(0) : x;
+        if (KA == Target::kScalar) sa += m[k] ? x : Acc(0);
+        if (KB == Target::kScalar) sb += m[k] ? Acc(0) : x;
       }
     }
   }
@@ -393,35 +313,13 @@ struct Scratch {
   std::size_t flat, general_a, general_b, total;
 };
 
-std::size_t round_up(std::size_t n) { return (n + 255) / 256 * 256; }
-
-int target_kind(const Operand& op, bool wanted) {
-  if (!wanted) return kNone;
-  if (op.access == Access::kFull) return kFull;
-  if (op.access == Access::kScalar) return kScalar;
-  return kGeneral;
-}
-
-struct BackwardKinds {
-  int a, b;
-};
-
-BackwardKinds backward_kinds(const SelectPlan& p, bool want_a, bool want_b) {
-  BackwardKinds k{target_kind(p.a, want_a), target_kind(p.b, want_b)};
-  if (p.cond.access == Access::kStrided) {  // strided condition: the general kernel does all
-    if (k.a != kNone) k.a = kGeneral;
-    if (k.b != kNone) k.b = kGeneral;
-  }
-  return k;
-}
-
 Scratch scratch_layout(const SelectPlan& p, bool want_a, bool want_b, std::size_t acc) {
   Scratch s{0, 0, 0, 0};
   if (p.total == 0) return s;
-  const BackwardKinds k = backward_kinds(p, want_a, want_b);
-  if (k.a == kScalar || k.b == kScalar) s.flat = round_up(2 * kMaxBlocks * acc);
-  auto general = [&](int kind, const Operand& t) -> std::size_t {
-    if (kind != kGeneral) return 0;
+  const BackwardTargets k = backward_targets(p, want_a, want_b);
+  if (k.a == Target::kScalar || k.b == Target::kScalar) s.flat = round_up(2 * kMaxBlocks * acc);
+  auto general = [&](Target target, const Operand& t) -> std::size_t {
+    if (target != Target::kGeneral) return 0;
     const ReduceLayout l = make_reduce_layout(p, t);
     const GeneralSplit sp = general_split(l);
     return sp.groups > 1 ? round_up(sp.groups * l.P * acc) : 0;
@@ -456,66 +354,40 @@ int backward_impl(const SelectPlan& p, Cond cond, const T* g, T* ga, T* gb, void
     if (gb) cudaMemsetAsync(gb, 0, p.b.size * sizeof(T), stream);
     return launch_status();
   }
-  const BackwardKinds k = backward_kinds(p, ga != nullptr, gb != nullptr);
+  const BackwardTargets k = backward_targets(p, ga != nullptr, gb != nullptr);
   const Scratch s = scratch_layout(p, ga != nullptr, gb != nullptr, sizeof(Acc));
   char* ws = static_cast<char*>(workspace);
-  // General reductions first: the flat kernel may write a full-shape target over g (the TF
-  // adapter forwards g's buffer), so every other read of g is enqueued before it.
-  if (k.a == kGeneral) {
+  // General reductions first: the flat kernel may write a full-shape target over g
+  // (cuda/select.h), so every other read of g is enqueued before it.
+  if (k.a == Target::kGeneral) {
     if (int e = launch_general<false>(p, p.a, cond, g, ga, ws + s.flat, stream)) return e;
   }
-  if (k.b == kGeneral) {
+  if (k.b == Target::kGeneral) {
     if (int e = launch_general<true>(p, p.b, cond, g, gb, ws + s.flat + s.general_a, stream)) {
       return e;
     }
   }
-  const int fa = k.a == kGeneral ? kNone : k.a, fb = k.b == kGeneral ? kNone : k.b;
-  if (fa == kNone && fb == kNone) return 0;
+  const Target fa = flat_part(k.a), fb = flat_part(k.b);
+  if (fa == Target::kNone && fb == Target::kNone) return 0;
 
-  constexpr int N = Group<T>::N;
+  constexpr int N = Vec<T>::N;
   const bool cond_full = p.cond.access == Access::kFull;
   const bool vec = aligned(g, 16) && (!cond_full || cond_vec_ok(cond, N)) &&
-                   (fa != kFull || aligned(ga, 16)) && (fb != kFull || aligned(gb, 16));
-  const int grid = grid_for((p.total + N - 1) / N);
+                   (fa != Target::kFull || aligned(ga, 16)) &&
+                   (fb != Target::kFull || aligned(gb, 16));
+  const int grid = grid_for(ceil_div(p.total, N));
   Acc* partial = reinterpret_cast<Acc*>(ws);
-#define SAFEOPS_FLAT_BACKWARD(KA, KB) \
-  flat_backward_kernel<KA, KB>        \
-      <<<grid, kThreads, 0, stream>>>(cond, cond_full, g, ga, gb, p.total, vec, partial)
-  switch (fa * 3 + fb) {
-    case kFull * 3 + kFull:
-      SAFEOPS_FLAT_BACKWARD(kFull, kFull);
-      break;
-    case kFull * 3 + kScalar:
-      SAFEOPS_FLAT_BACKWARD(kFull, kScalar);
-      break;
-    case kFull * 3 + kNone:
-      SAFEOPS_FLAT_BACKWARD(kFull, kNone);
-      break;
-    case kScalar * 3 + kFull:
-      SAFEOPS_FLAT_BACKWARD(kScalar, kFull);
-      break;
-    case kScalar * 3 + kScalar:
-      SAFEOPS_FLAT_BACKWARD(kScalar, kScalar);
-      break;
-    case kScalar * 3 + kNone:
-      SAFEOPS_FLAT_BACKWARD(kScalar, kNone);
-      break;
-    case kNone * 3 + kFull:
-      SAFEOPS_FLAT_BACKWARD(kNone, kFull);
-      break;
-    default:
-      SAFEOPS_FLAT_BACKWARD(kNone, kScalar);
-      break;
-  }
-#undef SAFEOPS_FLAT_BACKWARD
-  if (fa == kScalar || fb == kScalar) {
-    finalize_scalars_kernel<<<1, 1024, 0, stream>>>(partial, grid, fa == kScalar ? ga : nullptr,
-                                                    fb == kScalar ? gb : nullptr);
+  with_flat_targets(k, [&](auto ka, auto kb) {
+    constexpr Target KA = decltype(ka)::value, KB = decltype(kb)::value;
+    flat_backward_kernel<KA, KB>
+        <<<grid, kThreads, 0, stream>>>(cond, cond_full, g, ga, gb, p.total, vec, partial);
+  });
+  if (fa == Target::kScalar || fb == Target::kScalar) {
+    finalize_scalars_kernel<<<1, 1024, 0, stream>>>(
+        partial, grid, fa == Target::kScalar ? ga : nullptr, fb == Target::kScalar ? gb : nullptr);
   }
   return launch_status();
 }
-
-cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
 
 }  // namespace
 

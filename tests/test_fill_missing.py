@@ -154,3 +154,25 @@ def test_static_shape_is_x_shape():
 
     f.get_concrete_function()
     assert seen == {"out": [None, 3], "gx": [None, 3], "gv": [3]}
+
+
+def test_scalar_value_gradient_when_grad_x_overwrites_the_upstream(rng):
+    """In a graph grad_x may be written over the upstream gradient (select_cpu.h,
+    cuda/select.h): the scalar value's gradient must still sum the upstream values at the
+    missing entries, not the zeros grad_x puts there."""
+    n = 100_000
+    x = rng.standard_normal(n).astype(np.float32)
+    x[rng.random(n) < 0.3] = np.nan
+    missing = np.isnan(x)
+
+    @tf.function
+    def grads(x, value):
+        with tf.GradientTape() as tape:
+            tape.watch([x, value])
+            loss = tf.reduce_sum(tf.sin(safeops.fill_missing(x, value)))
+        return tape.gradient(loss, [x, value])
+
+    gx, gvalue = grads(tf.constant(x), tf.constant(np.float32(2.0)))
+    upstream = np.cos(np.where(missing, 2.0, x))
+    np.testing.assert_allclose(gx.numpy(), np.where(missing, 0.0, upstream), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(float(gvalue), upstream[missing].sum(), rtol=1e-4)

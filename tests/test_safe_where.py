@@ -256,3 +256,24 @@ def test_larger_than_2_pow_24_elements(rng):
     assert_same(out, np.where(c, x, np.float32(2.5)), "forward")
     assert_same(gx, np.where(c, g, np.float32(0)), "d/dx")
     assert_sum_close(gy, where_grad_ref(c, (n,), (), g)[1], dt, "d/dy")
+
+
+def test_scalar_gradient_when_grad_x_overwrites_the_upstream(rng):
+    """In a graph the upstream gradient is a temporary that grad_x (a full target) may be
+    written over (select_cpu.h, cuda/select.h): the scalar y's gradient must still sum the
+    upstream values, not the zeros grad_x puts where the condition is false."""
+    n = 100_000
+    c = rng.random(n) > 0.5
+    x = rng.standard_normal(n).astype(np.float32)
+
+    @tf.function
+    def grads(x, y):
+        with tf.GradientTape() as tape:
+            tape.watch([x, y])
+            loss = tf.reduce_sum(tf.sin(safeops.safe_where(c, x, y)))
+        return tape.gradient(loss, [x, y])
+
+    gx, gy = grads(tf.constant(x), tf.constant(np.float32(2.0)))
+    upstream = np.cos(np.where(c, x, 2.0))
+    np.testing.assert_allclose(gx.numpy(), np.where(c, upstream, 0.0), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(float(gy), upstream[~c].sum(), rtol=1e-4)

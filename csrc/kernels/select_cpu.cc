@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <vector>
 
+#include "static_switch.h"
+
 namespace safeops {
 namespace {
-
-enum Kind : int { kNone = 0, kFull = 1, kScalar = 2 };
 
 // Fixed reduction chunk (elements). Chunk partial sums are combined in chunk order, so
 // results do not depend on the number of threads.
@@ -103,26 +103,12 @@ void flat_select(Cond cond, const B* a, const B* b, B* out, int64 begin, int64 e
 template <class B, class Cond>
 void flat_select_dispatch(const SelectPlan& p, Cond cond, const B* a, const B* b, B* out,
                           int64 begin, int64 end) {
-  const int key = (p.cond.access == Access::kFull) * 4 + (p.a.access == Access::kFull) * 2 +
-                  (p.b.access == Access::kFull);
-  switch (key) {
-    case 7:
-      return flat_select<true, true, true>(cond, a, b, out, begin, end);
-    case 6:
-      return flat_select<true, true, false>(cond, a, b, out, begin, end);
-    case 5:
-      return flat_select<true, false, true>(cond, a, b, out, begin, end);
-    case 4:
-      return flat_select<true, false, false>(cond, a, b, out, begin, end);
-    case 3:
-      return flat_select<false, true, true>(cond, a, b, out, begin, end);
-    case 2:
-      return flat_select<false, true, false>(cond, a, b, out, begin, end);
-    case 1:
-      return flat_select<false, false, true>(cond, a, b, out, begin, end);
-    default:
-      return flat_select<false, false, false>(cond, a, b, out, begin, end);
-  }
+  bool_switch(
+      [&](auto cf, auto af, auto bf) {
+        flat_select<decltype(cf)::value, decltype(af)::value, decltype(bf)::value>(cond, a, b, out,
+                                                                                   begin, end);
+      },
+      p.cond.access == Access::kFull, p.a.access == Access::kFull, p.b.access == Access::kFull);
 }
 
 template <class T, class Cond>
@@ -133,8 +119,7 @@ void forward_impl(const SelectPlan& p, Cond cond, const T* a_in, const T* b_in, 
   const B* a = reinterpret_cast<const B*>(a_in);
   const B* b = reinterpret_cast<const B*>(b_in);
   B* out = reinterpret_cast<B*>(out_in);
-  const bool flat = p.cond.access != Access::kStrided && p.a.access != Access::kStrided &&
-                    p.b.access != Access::kStrided;
+  const bool flat = flat_forward(p);
   runner.parallel_for(p.total, 3, [&](int64 begin, int64 end) {
     if (flat) return flat_select_dispatch(p, cond, a, b, out, begin, end);
     for_each_run(p, begin, end, [&](int64 i, int64 len, const int64* off) {
@@ -154,7 +139,7 @@ void forward_impl(const SelectPlan& p, Cond cond, const T* a_in, const T* b_in, 
 // Backward, fast path: cond full or scalar, each target full, scalar or not wanted. One pass
 // over cond and g; scalar targets sum per fixed chunk, then over chunks in order.
 
-template <int KA, int KB, bool CondFull, class T, class Cond>
+template <Target KA, Target KB, bool CondFull, class T, class Cond>
 void flat_backward_chunk(Cond cond, const T* g, T* ga, T* gb, int64 begin, int64 end,
                          typename Traits<T>::Acc* sum_a, typename Traits<T>::Acc* sum_b) {
   using Acc = typename Traits<T>::Acc;
@@ -168,12 +153,14 @@ void flat_backward_chunk(Cond cond, const T* g, T* ga, T* gb, int64 begin, int64
   auto step = [&](int64 i, int lane) {
     const bool m = cond(CondFull ? i : 0);
     const B gv = gbits[i];
-    if (KA == kFull) ga_bits[i] = keep_if(m, gv);
-    if (KB == kFull) gb_bits[i] = keep_if(!m, gv);
-    if (KA == kScalar || KB == kScalar) {
-      const Acc v = Traits<T>::to_acc(g[i]);
-      if (KA == kScalar) lanes_a[lane] += keep_if(m, v);
-      if (KB == kScalar) lanes_b[lane] += keep_if(!m, v);
+    if (KA == Target::kFull) ga_bits[i] = keep_if(m, gv);
+    if (KB == Target::kFull) gb_bits[i] = keep_if(!m, gv);
+    if (KA == Target::kScalar || KB == Target::kScalar) {
+      // From the loaded bits, not from g again: g[i] may have just been overwritten by ga[i]
+      // or gb[i] (select_cpu.h).
+      const Acc v = Traits<T>::to_acc(bit_cast<T>(gv));
+      if (KA == Target::kScalar) lanes_a[lane] += keep_if(m, v);
+      if (KB == Target::kScalar) lanes_b[lane] += keep_if(!m, v);
     }
   };
   int64 i = begin;
@@ -190,12 +177,12 @@ void flat_backward_chunk(Cond cond, const T* g, T* ga, T* gb, int64 begin, int64
   *sum_b = sb;
 }
 
-template <int KA, int KB, class T, class Cond>
+template <Target KA, Target KB, class T, class Cond>
 void flat_backward(const SelectPlan& p, Cond cond, const T* g, T* ga, T* gb,
                    const CpuRunner& runner) {
   using Acc = typename Traits<T>::Acc;
   const int64 chunks = (p.total + kChunk - 1) / kChunk;
-  std::vector<Acc> sums((KA == kScalar || KB == kScalar) ? 2 * chunks : 0);
+  std::vector<Acc> sums((KA == Target::kScalar || KB == Target::kScalar) ? 2 * chunks : 0);
   const bool cond_full = p.cond.access == Access::kFull;
   runner.parallel_for(chunks, kChunk * 4, [&](int64 c0, int64 c1) {
     Acc dummy[2];
@@ -216,8 +203,8 @@ void flat_backward(const SelectPlan& p, Cond cond, const T* g, T* ga, T* gb,
     sa += sums[2 * c];
     sb += sums[2 * c + 1];
   }
-  if (KA == kScalar) ga[0] = Traits<T>::from_acc(sa);
-  if (KB == kScalar) gb[0] = Traits<T>::from_acc(sb);
+  if (KA == Target::kScalar) ga[0] = Traits<T>::from_acc(sa);
+  if (KB == Target::kScalar) gb[0] = Traits<T>::from_acc(sb);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -345,13 +332,6 @@ void zero_fill(T* out, int64 n) {
   std::fill_n(reinterpret_cast<Bits<T>*>(out), n, Bits<T>(0));
 }
 
-int target_kind(const Operand& op, const void* ptr) {
-  if (ptr == nullptr) return kNone;
-  if (op.access == Access::kFull) return kFull;
-  if (op.access == Access::kScalar) return kScalar;
-  return -1;  // general
-}
-
 template <class T, class Cond>
 void backward_impl(const SelectPlan& p, Cond cond, const T* g, T* ga, T* gb,
                    const CpuRunner& runner) {
@@ -360,37 +340,14 @@ void backward_impl(const SelectPlan& p, Cond cond, const T* g, T* ga, T* gb,
     if (gb) zero_fill(gb, p.b.size);
     return;
   }
-  int ka = target_kind(p.a, ga), kb = target_kind(p.b, gb);
-  if (p.cond.access == Access::kStrided) {  // strided condition: the general path does all
-    ka = ka == kNone ? kNone : -1;
-    kb = kb == kNone ? kNone : -1;
-  }
-  // Targets the fast path cannot take go through reduce_general, one pass each, before the
-  // flat pass: the flat pass may write a full-shape target over g (the TF adapter forwards g's
-  // buffer), so every other read of g must come first.
-  if (ka == -1) reduce_general<false>(p, p.a, cond, g, ga, runner);
-  if (kb == -1) reduce_general<true>(p, p.b, cond, g, gb, runner);
-  const int fa = ka == -1 ? kNone : ka, fb = kb == -1 ? kNone : kb;
-  switch (fa * 3 + fb) {
-    case kFull * 3 + kFull:
-      return flat_backward<kFull, kFull>(p, cond, g, ga, gb, runner);
-    case kFull * 3 + kScalar:
-      return flat_backward<kFull, kScalar>(p, cond, g, ga, gb, runner);
-    case kFull * 3 + kNone:
-      return flat_backward<kFull, kNone>(p, cond, g, ga, gb, runner);
-    case kScalar * 3 + kFull:
-      return flat_backward<kScalar, kFull>(p, cond, g, ga, gb, runner);
-    case kScalar * 3 + kScalar:
-      return flat_backward<kScalar, kScalar>(p, cond, g, ga, gb, runner);
-    case kScalar * 3 + kNone:
-      return flat_backward<kScalar, kNone>(p, cond, g, ga, gb, runner);
-    case kNone * 3 + kFull:
-      return flat_backward<kNone, kFull>(p, cond, g, ga, gb, runner);
-    case kNone * 3 + kScalar:
-      return flat_backward<kNone, kScalar>(p, cond, g, ga, gb, runner);
-    default:
-      return;
-  }
+  const BackwardTargets t = backward_targets(p, ga != nullptr, gb != nullptr);
+  // General targets first, one pass each: the flat pass may write a full-shape target over g
+  // (select_cpu.h), so every other read of g comes before it.
+  if (t.a == Target::kGeneral) reduce_general<false>(p, p.a, cond, g, ga, runner);
+  if (t.b == Target::kGeneral) reduce_general<true>(p, p.b, cond, g, gb, runner);
+  with_flat_targets(t, [&](auto ka, auto kb) {
+    flat_backward<decltype(ka)::value, decltype(kb)::value>(p, cond, g, ga, gb, runner);
+  });
 }
 
 }  // namespace

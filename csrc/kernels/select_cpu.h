@@ -17,6 +17,11 @@ void select_forward_cpu(DType dtype, const SelectPlan& plan, const std::uint8_t*
 // ga = reduce_to_a(cond ? g : 0) and gb = reduce_to_b(cond ? 0 : g) in one pass over cond and
 // g where the layout allows; g has the plan's output shape. ga or gb may be null (not wanted).
 // The zeros are selected, so they are exact even where g is NaN or Inf.
+//
+// g may be overwritten: a gradient whose target is Target::kFull (backward_targets in
+// select_plan.h) may be g's own buffer. The flat pass, which writes the full targets, reads each
+// element of g before it writes that element of ga and gb, and every other read of g (the
+// general reductions) is done before the flat pass starts.
 void select_backward_cpu(DType dtype, const SelectPlan& plan, const std::uint8_t* cond,
                          const void* g, void* ga, void* gb, const CpuRunner& runner);
 
@@ -24,7 +29,8 @@ void select_backward_cpu(DType dtype, const SelectPlan& plan, const std::uint8_t
 void fill_missing_forward_cpu(DType dtype, Missing missing, const SelectPlan& plan, const void* x,
                               const void* value, void* out, const CpuRunner& runner);
 
-// gvalue = reduce_to_value(missing(x) ? g : 0), gx = missing(x) ? 0 : g.
+// gvalue = reduce_to_value(missing(x) ? g : 0), gx = missing(x) ? 0 : g. gx (always a full
+// target) may be g's buffer, as in select_backward_cpu.
 void fill_missing_backward_cpu(DType dtype, Missing missing, const SelectPlan& plan, const void* x,
                                const void* g, void* gvalue, void* gx, const CpuRunner& runner);
 

@@ -157,4 +157,19 @@ ReduceLayout make_reduce_layout(const SelectPlan& p, const Operand& t) {
   return l;
 }
 
+namespace {
+
+Target target_of(const Operand& op, bool wanted, bool cond_strided) {
+  if (!wanted) return Target::kNone;
+  if (cond_strided || op.access == Access::kStrided) return Target::kGeneral;
+  return op.access == Access::kFull ? Target::kFull : Target::kScalar;
+}
+
+}  // namespace
+
+BackwardTargets backward_targets(const SelectPlan& p, bool want_a, bool want_b) {
+  const bool cond_strided = p.cond.access == Access::kStrided;
+  return {target_of(p.a, want_a, cond_strided), target_of(p.b, want_b, cond_strided)};
+}
+
 }  // namespace safeops

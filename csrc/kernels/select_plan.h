@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dtypes.h"
+#include "static_switch.h"
 
 namespace safeops {
 
@@ -63,6 +64,48 @@ struct ReduceLayout {
 };
 
 ReduceLayout make_reduce_layout(const SelectPlan& plan, const Operand& t);
+
+// How the backward pass produces the gradient of one operand (its target), for an output-shaped
+// upstream gradient g. The CPU kernels (select_cpu.cc) and the CUDA kernels (cuda/select.cu)
+// take the same decisions from this vocabulary.
+enum class Target : int {
+  kNone = 0,     // not wanted (a null output pointer)
+  kFull = 1,     // the output's shape: a select of g, written by the flat pass
+  kScalar = 2,   // one element: a sum over all of g, accumulated by the flat pass
+  kGeneral = 3,  // any other broadcast: its own reduction over a ReduceLayout
+};
+
+struct BackwardTargets {
+  Target a, b;
+};
+
+// The targets of a backward pass. A strided condition sends every wanted target to the general
+// reduction (the flat pass reads the condition at the output index).
+BackwardTargets backward_targets(const SelectPlan& plan, bool want_a, bool want_b);
+
+// What the flat pass does for a target: the general ones are reduced before it, so it skips them.
+constexpr Target flat_part(Target t) { return t == Target::kGeneral ? Target::kNone : t; }
+
+// Calls fn(std::integral_constant<Target, A>{}, std::integral_constant<Target, B>{}) with the
+// flat parts of t.a and t.b (kFull, kScalar or kNone), for a flat pass templated on them; not at
+// all when both are kNone (the flat pass has nothing to do).
+template <class Fn>
+void with_flat_targets(BackwardTargets t, Fn&& fn) {
+  constexpr Target kFull = Target::kFull, kScalar = Target::kScalar, kNone = Target::kNone;
+  value_switch<kFull, kScalar, kNone>(flat_part(t.a), [&](auto ka) {
+    constexpr Target A = decltype(ka)::value;
+    value_switch<kFull, kScalar, kNone>(flat_part(t.b), [&](auto kb) {
+      if constexpr (A != kNone || decltype(kb)::value != kNone) fn(ka, kb);
+    });
+  });
+}
+
+// The forward runs the flat kernel (each operand full or scalar, read at i or 0) unless some
+// operand is strided.
+inline bool flat_forward(const SelectPlan& p) {
+  return p.cond.access != Access::kStrided && p.a.access != Access::kStrided &&
+         p.b.access != Access::kStrided;
+}
 
 // Offset of output element i in an operand (kStrided case), by unravelling i over the plan.
 SAFEOPS_HD int64 strided_offset(const SelectPlan& p, const Operand& op, int64 i) {

@@ -5,7 +5,7 @@
 #include <thread>
 
 #if SAFEOPS_WITH_CUDA
-#include "launchers.h"
+#include "toolkit.h"
 #endif
 
 namespace safeops {

@@ -8,7 +8,7 @@
 // Both call exactly the kernels the TensorFlow op library calls.
 #include "native_common.h"
 #if SAFEOPS_WITH_CUDA
-#include "launchers.h"
+#include "toolkit.h"
 #endif
 
 PYBIND11_MODULE(_native, m) {

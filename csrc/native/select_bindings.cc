@@ -5,7 +5,7 @@
 #include "select_cpu.h"
 #include "select_plan.h"
 #if SAFEOPS_WITH_CUDA
-#include "launchers.h"
+#include "select.h"
 #endif
 
 namespace safeops {

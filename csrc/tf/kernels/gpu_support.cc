@@ -1,7 +1,7 @@
 // The TF side of the CUDA launchers: the op's stream, scratch memory and error reporting.
 #if SAFEOPS_WITH_CUDA
-#include "launchers.h"
 #include "tf_adapter.h"
+#include "toolkit.h"
 #include "xla/stream_executor/stream.h"
 
 namespace safeops {

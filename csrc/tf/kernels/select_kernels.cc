@@ -1,5 +1,5 @@
 // OpKernels of the select family: validate, allocate, call the one kernel per device
-// (csrc/kernels/select_cpu.h on CPU, cuda/launchers.h on GPU).
+// (csrc/kernels/select_cpu.h on CPU, cuda/select.h on GPU).
 #include <string>
 
 #include "missing.h"
@@ -8,7 +8,7 @@
 #include "tensorflow/core/framework/register_types.h"
 #include "tf_adapter.h"
 #if SAFEOPS_WITH_CUDA
-#include "launchers.h"
+#include "select.h"
 #endif
 
 namespace safeops {
@@ -147,10 +147,9 @@ class SafeWhereGradOp : public OpKernel {
                 invalid_argument("safe_where gradient: grad has shape ", g.shape().DebugString(),
                                  ", expected ", shape_of(out_shape).DebugString()));
     Tensor *gx = nullptr, *gy = nullptr;
-    // grad_x = c ? grad : 0 may overwrite grad when nothing else reads grad after it: the one
-    // flat pass loads each element of grad before it writes grad_x and grad_y there.
-    const bool overwrite = plan.a.access == Access::kFull && plan.cond.access != Access::kStrided &&
-                           plan.b.access != Access::kStrided;
+    // grad_x may overwrite grad when the flat pass writes it (the kernels' contract:
+    // select_cpu.h, cuda/select.h).
+    const bool overwrite = backward_targets(plan, true, true).a == Target::kFull;
     OP_REQUIRES_OK(ctx, overwrite ? ctx->forward_input_or_allocate_output({3}, 0, x.shape(), &gx)
                                   : ctx->allocate_output(0, x.shape(), &gx));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, y.shape(), &gy));
@@ -188,8 +187,7 @@ class FillMissingGradOp : public OpKernel {
                 invalid_argument("fill_missing gradient: grad has shape ", g.shape().DebugString(),
                                  ", expected ", x.shape().DebugString()));
     Tensor *gx = nullptr, *gv = nullptr;
-    // grad_x may overwrite grad (see SafeWhereGradOp): a broadcast value's reduction reads
-    // grad first, then the flat pass writes grad_x element by element after reading it.
+    // grad_x, a full target, may overwrite grad (select_cpu.h, cuda/select.h).
     OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({2}, 0, x.shape(), &gx));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, v.shape(), &gv));
     Select<Device>::fill_backward(ctx, to_dtype(x.dtype()), missing_, plan, x, g, gx, gv);

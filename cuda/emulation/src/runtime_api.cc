@@ -73,7 +73,7 @@ const char* cudaGetErrorString(cudaError_t error) {
   return msg.c_str();
 }
 
-// There is no driver: error_string() in cuda/launchers.cu then names none.
+// There is no driver: error_string() in cuda/toolkit.cu then names none.
 cudaError_t cudaDriverGetVersion(int* version) {
   *version = 0;
   return cudaSuccess;

@@ -1,25 +1,17 @@
-// Launchers of the CUDA kernels, called by the TensorFlow GPU adapter and by the native module.
-// This header needs no CUDA headers: `stream` is a cudaStream_t passed as void*, device buffers
-// are raw pointers, and every launcher returns 0 or a CUDA error code that error_string()
-// explains. Launchers never synchronise; they enqueue on `stream` and check the launch.
+// Launchers of the select family's CUDA kernels (safe_where and fill_missing; cuda/select.cu),
+// called by the TensorFlow GPU adapter and by the native module. The same semantics as the CPU
+// kernels (csrc/kernels/select_cpu.h); the launcher conventions (void* stream, error codes) are
+// in cuda/toolkit.h.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <string>
 
 #include "missing.h"
 #include "select_plan.h"
 
 namespace safeops {
 namespace cuda {
-
-// The CUDA toolkit the kernels were compiled with, e.g. "13.0", and the driver floor it needs.
-const char* toolkit_version();
-const char* required_driver();
-
-// A readable explanation of a launcher's error code (a too-old driver names what is needed).
-std::string error_string(int code);
 
 // out = cond ? a : b over the broadcast plan.
 int select_forward(DType dtype, const SelectPlan& plan, const std::uint8_t* cond, const void* a,
@@ -30,6 +22,10 @@ std::size_t select_backward_workspace(DType dtype, const SelectPlan& plan, bool 
                                       bool want_b);
 
 // ga = reduce_to_a(cond ? g : 0), gb = reduce_to_b(cond ? 0 : g); ga or gb may be null.
+// g may be overwritten: a gradient whose target is Target::kFull (backward_targets in
+// select_plan.h) may be g's own buffer. The flat kernel, which writes the full targets, loads
+// each element of g before it stores that element of ga and gb, and every other kernel that
+// reads g (the general reductions) is enqueued before it.
 int select_backward(DType dtype, const SelectPlan& plan, const std::uint8_t* cond, const void* g,
                     void* ga, void* gb, void* workspace, void* stream);
 
@@ -37,7 +33,8 @@ int select_backward(DType dtype, const SelectPlan& plan, const std::uint8_t* con
 int fill_missing_forward(DType dtype, Missing missing, const SelectPlan& plan, const void* x,
                          const void* value, void* out, void* stream);
 
-// gvalue = reduce_to_value(missing(x) ? g : 0), gx = missing(x) ? 0 : g.
+// gvalue = reduce_to_value(missing(x) ? g : 0), gx = missing(x) ? 0 : g. gx (always a full
+// target) may be g's buffer, as in select_backward.
 int fill_missing_backward(DType dtype, Missing missing, const SelectPlan& plan, const void* x,
                           const void* g, void* gvalue, void* gx, void* workspace, void* stream);
 

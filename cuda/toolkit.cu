@@ -1,7 +1,7 @@
-// Toolkit facts and error reporting shared by every launcher.
-#include <cuda_runtime.h>
+// Toolkit facts and error reporting shared by every launcher (cuda/toolkit.h).
+#include "toolkit.h"
 
-#include "launchers.h"
+#include <cuda_runtime.h>
 
 #define SAFEOPS_STR2(x) #x
 #define SAFEOPS_STR(x) SAFEOPS_STR2(x)
