@@ -1,4 +1,4 @@
-// CUDA kernels of masked_dense (cuda/masked_dense.h; semantics in DESIGN.md).
+// CUDA kernels of masked_dense (cuda/masked_dense.h; semantics in docs/design.md).
 //
 // Forward: one kernel. The block GEMM of masked_dense_gemm.cuh multiplies x by W with the
 // missing entries of x replaced by 0 as they move from registers to shared memory, counting them

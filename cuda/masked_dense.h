@@ -1,7 +1,7 @@
 // Launchers of the fused masked_dense CUDA kernels (no CUDA headers needed to include this).
 //
 // With m = missing(x), xf = m ? 0 : x, n_obs = K - count(m, row) and
-// s = renormalize ? (n_obs > 0 ? K / n_obs : 0) : 1 per row (DESIGN.md):
+// s = renormalize ? (n_obs > 0 ? K / n_obs : 0) : 1 per row (docs/design.md):
 //   forward   z = s * (xf @ W) + b,  y = act(z)
 //   backward  dz = g * act'(z),  db = sum_rows(dz),  dW = xf^T @ (s * dz),
 //             dx = m ? 0 : s * (dz @ W^T)

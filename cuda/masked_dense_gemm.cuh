@@ -65,7 +65,7 @@ __device__ bool missing_bits(Bits<T> b, bool nonfinite) {
   return nonfinite ? Traits<T>::is_nonfinite(v) : Traits<T>::is_nan(v);
 }
 
-// Renormalisation factor of a row with n_obs observed features out of K (DESIGN.md); the
+// Renormalisation factor of a row with n_obs observed features out of K (docs/design.md); the
 // forward epilogue and the backward's row pass use this one expression.
 template <class Acc>
 __device__ Acc renorm_scale(int64 K, int64 n_obs) {
