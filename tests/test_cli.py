@@ -119,6 +119,29 @@ def test_filter_keeps_what_is_not_a_start_up_note():
     ]
 
 
+def test_filter_reads_the_log_lines_of_tensorflow_2_16_to_2_19():
+    text = (
+        "2026-12-01 07:13:39.845602: I tensorflow/core/platform/cpu_feature_guard.cc:210] This "
+        "TensorFlow binary is optimized to use available CPU instructions.\n"
+        "To enable the following instructions: AVX2 FMA, in other operations, rebuild.\n"
+        "2026-12-01 07:13:45.694334: E external/local_xla/xla/stream_executor/cuda/cuda_fft.cc:"
+        "477] Unable to register cuFFT factory: Attempting to register factory for plugin cuFFT "
+        "when one has already been registered\n"
+        "E0000 00:00:1796109225.714690   15557 cuda_dnn.cc:8310] Unable to register cuDNN "
+        "factory: Attempting to register factory for plugin cuDNN when one has already been "
+        "registered\n"
+        "2026-12-01 07:13:44.046855: E external/local_xla/xla/stream_executor/cuda/cuda_driver.cc:"
+        "152] failed call to cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR "
+        "(303)\n"
+        "2026-12-01 07:13:44.046856: E tensorflow/core/other.cc:7] a real error\n"
+    )
+    kept, notes = _startup._filter(text)
+    assert kept == "2026-12-01 07:13:44.046856: E tensorflow/core/other.cc:7] a real error\n"
+    assert notes == [
+        "failed call to cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)"
+    ]
+
+
 def test_bench_ratios_one_way():
     out = safeops_cli(
         "bench", "--suite", "where", "--sizes", "1000", "--repeats", "3", env=without_log_level()

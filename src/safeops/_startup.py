@@ -27,9 +27,18 @@ import sys
 import tempfile
 
 _ABSL_BANNER = "WARNING: All log messages before absl::InitializeLog() is called"
-# absl/glog line prefix: severity, date, time, thread, file:line]
-_LOG_LINE = re.compile(r"^([IWEF])\d{4} [\d:.]+\s+\d+ [^\]]+\] ?(.*)$")
+# Log line prefixes: absl's (severity, date, time, thread, file:line]) and TensorFlow's own
+# logger of 2.16 to 2.19 (date time: severity file:line]).
+_LOG_LINES = (
+    re.compile(r"^([IWEF])\d{4} [\d:.]+\s+\d+ [^\]]+\] ?(.*)$"),
+    re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+: ([IWEF]) [^\]]+\] ?(.*)$"),
+)
 _NO_GPU = "failed call to cuInit"
+# Start-up notes logged at ERROR level that are no error: TensorFlow 2.16 to 2.18 register
+# their cuFFT, cuDNN and cuBLAS plugins twice on every start.
+_NOT_ERRORS = ("Attempting to register factory for plugin",)
+# The second line of a note, not a log line itself (cpu_feature_guard's list of instructions).
+_CONTINUATIONS = ("To enable the following instructions:",)
 
 
 def start_tensorflow():
@@ -79,11 +88,14 @@ def _restore(saved):
 
 def _filter(text):
     """(the lines to pass on, the cuInit messages): drops absl's banner, INFO and WARNING log
-    lines and the cuInit error; keeps every other line, other errors included."""
+    lines (with their continuation lines), the cuInit error and the errors that are no error;
+    keeps every other line, other errors included."""
     kept, notes = [], []
     for line in text.splitlines(keepends=True):
-        log = _LOG_LINE.match(line)
-        if line.startswith(_ABSL_BANNER) or (log and log.group(1) in "IW"):
+        log = next((m for m in (p.match(line) for p in _LOG_LINES) if m), None)
+        if line.startswith(_ABSL_BANNER) or line.startswith(_CONTINUATIONS):
+            continue
+        if log and (log.group(1) in "IW" or any(n in line for n in _NOT_ERRORS)):
             continue
         if log and _NO_GPU in line:
             notes.append(log.group(2).strip())
