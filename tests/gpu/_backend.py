@@ -13,7 +13,7 @@ import numpy as np
 
 POISON = 0x5A  # byte of unwritten outputs: finite in every dtype, never a test value
 GUARD_BYTES = 64  # poisoned bytes after each `poisoned` output (stray writes past its end)
-_INTS = {2: np.int16, 4: np.int32, 8: np.int64}
+_INTS = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}  # bit patterns by item size
 
 
 def _name(dtype):
@@ -21,7 +21,28 @@ def _name(dtype):
     return "bool" if dtype is None else getattr(dtype, "name", dtype)
 
 
-class TorchArrays:
+def np_dtype(dtype):
+    """The NumPy dtype of a kernel dtype (ml_dtypes.bfloat16 for bfloat16)."""
+    if _name(dtype) == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(_name(dtype))
+
+
+class _Arrays:
+    """What both backends share: exact bit patterns into a device array."""
+
+    def put_bits(self, bits, dtype=None, offset=0):
+        """A device array of `dtype` holding exactly `bits` (integers of its width, e.g. uint16
+        for float16, uint8 for bool; `offset` as in put): NaN payloads, signalling NaNs, -0.0
+        and bool bytes other than 0 and 1 survive no conversion, so they travel as integers."""
+        ints = np.asarray(bits)
+        ints = ints.view(_INTS[ints.itemsize])
+        return self.put(ints, ints.dtype.name, offset).view(self._dtype(dtype))
+
+
+class TorchArrays(_Arrays):
     """NumPy float64/bool data as torch CUDA tensors of a kernel dtype, and back (exactly)."""
 
     name = "cuda"
@@ -84,9 +105,10 @@ class TorchArrays:
         return self.torch.cuda.current_stream().cuda_stream
 
     def bits(self, t):
-        """The tensor's bit patterns (for bit-identical comparisons, NaN payloads included)."""
-        ints = {2: self.torch.int16, 4: self.torch.int32, 8: self.torch.int64}
-        return t.contiguous().view(ints[t.element_size()]).cpu().numpy()
+        """The tensor's bit patterns as signed integers of its width (for bit-identical
+        comparisons, NaN payloads and bool bytes included)."""
+        ints = self._dtype(np.dtype(_INTS[t.element_size()]).name)
+        return t.contiguous().view(ints).cpu().numpy()
 
     def sync(self):
         self.torch.cuda.synchronize()
@@ -129,7 +151,7 @@ class TorchArrays:
         return t
 
 
-class EmulatedArrays:
+class EmulatedArrays(_Arrays):
     """The same interface on NumPy buffers of the emulated CUDA device."""
 
     name = "emulated"
@@ -137,13 +159,7 @@ class EmulatedArrays:
     def __init__(self, native):
         self.device_array = native.EmulatedDeviceArray
 
-    @staticmethod
-    def _dtype(dtype):
-        if _name(dtype) == "bfloat16":
-            import ml_dtypes
-
-            return np.dtype(ml_dtypes.bfloat16)
-        return np.dtype(_name(dtype))
+    _dtype = staticmethod(np_dtype)
 
     def put(self, a, dtype=None, offset=0):
         host = np.asarray(a).astype(self._dtype(dtype))
@@ -153,7 +169,10 @@ class EmulatedArrays:
         return view
 
     def get(self, t):
-        return np.asarray(t).astype(np.float64)
+        # A signalling NaN (put_bits) converts to a quiet one, as on the GPU; the FPU's
+        # invalid flag that NumPy turns into a warning says nothing here.
+        with np.errstate(invalid="ignore"):
+            return np.asarray(t).astype(np.float64)
 
     def full(self, n, value, dtype):
         return np.full(n, value, self._dtype(dtype)).view(self.device_array)

@@ -9,6 +9,9 @@ the raw bindings with poisoned outputs as in test_masked_dense_gpu.py:
 - more output columns than one strip of the dz pre-pass (N = 2049), no output column (N = 0),
   tile-edge shapes, bit-identical results where renormalize / "nonfinite" change nothing, a
   fully missing row's z equal to b, determinism of every output.
+
+On the device of _backend.py (a GPU or the emulated one); exact bit patterns (NaN encodings)
+reach it through its put_bits and leave through its bits. Markers as in test_masked_dense_gpu.py.
 """
 
 import math
@@ -16,12 +19,13 @@ import math
 import _reference as ref
 import numpy as np
 import pytest
+from _backend import np_dtype
 from nan_bits import nan_bits, with_nans
 
-# Importing test_masked_dense_gpu skips this module too without torch, a CUDA device or a CUDA
-# build of safeops.
+# Importing test_masked_dense_gpu skips this module too where _backend finds no device (neither
+# a GPU with a CUDA build nor an emulated build).
 from test_masked_dense_gpu import (
-    INT_VIEW,
+    DEV,
     VARIANT_IDS,
     VARIANTS,
     Buf,
@@ -31,21 +35,13 @@ from test_masked_dense_gpu import (
     run_forward,
 )
 
-torch = pytest.importorskip("torch")
-
+pytestmark = pytest.mark.shared_memory  # every masked_dense kernel (test_masked_dense_gpu.py)
 VARIANT = pytest.mark.parametrize("dtype,tf32", VARIANTS, ids=VARIANT_IDS)
+BF16 = pytest.mark.bfloat16
 
 
 def bits(buf):
-    return buf.t.contiguous().view(INT_VIEW[buf.t.element_size()]).cpu().numpy()
-
-
-def np_dtype(dtype):
-    if dtype == "bfloat16":
-        import ml_dtypes
-
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(dtype)
+    return DEV.bits(buf.t)
 
 
 def forward_backward(x64, w64, b64, g64, act, renorm, missing, dtype, tf32, x_bits=None):
@@ -55,8 +51,7 @@ def forward_backward(x64, w64, b64, g64, act, renorm, missing, dtype, tf32, x_bi
     N = w64.shape[1]
     x = Buf((rows, K), dtype, 0, x64)
     if x_bits is not None:
-        signed = torch.from_numpy(x_bits.view(f"i{x_bits.itemsize}"))
-        x.t.view(INT_VIEW[x.t.element_size()]).copy_(signed)
+        x.t[...] = DEV.put_bits(x_bits, dtype)
     w = Buf((K, N), dtype, 0, w64)
     b = Buf((N,), dtype, 0, b64)
     g = Buf((rows, N), dtype, 0, g64)
@@ -137,7 +132,9 @@ def test_relu_backward_is_a_select(dtype, tf32):
 # ---- the scaled operand ds at the edge of the range ------------------------------------------
 
 
-@pytest.mark.parametrize("dtype,g_edge", [("float16", 2000.0), ("bfloat16", 3e37)])
+@pytest.mark.parametrize(
+    "dtype,g_edge", [("float16", 2000.0), pytest.param("bfloat16", 3e37, marks=BF16)]
+)
 def test_scaled_gradient_does_not_overflow(dtype, g_edge):
     """The issue's repro: float16, renormalize, linear, one row with x[0, 0] = 0.01 and the other
     63 features missing (s = 64), W[0] = [1, -1], g = [2000, 2000]: s * g overflows float16, the
@@ -156,7 +153,9 @@ def test_scaled_gradient_does_not_overflow(dtype, g_edge):
 
 
 @pytest.mark.parametrize("act", ["linear", "relu", "gelu"])
-@pytest.mark.parametrize("dtype,x_edge", [("float16", 1500.0), ("bfloat16", 1e37)])
+@pytest.mark.parametrize(
+    "dtype,x_edge", [("float16", 1500.0), pytest.param("bfloat16", 1e37, marks=BF16)]
+)
 def test_scaled_input_does_not_overflow(dtype, x_edge, act):
     """x[0, 0] with s = 64 out of the dtype's range (float16: 64 * 1500 > 65504), W small: z, dx
     and dW = x s g (about 48000 in float16) are representable. The backward can move only part
@@ -296,6 +295,7 @@ def test_fully_missing_row_has_z_equal_to_b(dtype, tf32):
 DETERMINISM_SHAPES = [(3000, 64, 256), (700, 1, 2049), (5000, 130, 3)]
 
 
+@pytest.mark.large  # as test_masked_dense_gpu.py's: three runs of millions of outputs
 @pytest.mark.parametrize("shape", DETERMINISM_SHAPES, ids=lambda s: "x".join(map(str, s)))
 @VARIANT
 def test_deterministic(dtype, tf32, shape):

@@ -46,15 +46,16 @@ GPU_CASES = dict(
 LARGE = pytest.mark.large
 
 
-def _cases(named):
+def named_cases(named):
+    """pytest params of (name, case) pairs; the names that start with "large" marked large."""
     return [pytest.param(v, id=k, marks=LARGE if k.startswith("large") else ()) for k, v in named]
 
 
-CASES = pytest.mark.parametrize("case", _cases(GPU_CASES.items()))
+CASES = pytest.mark.parametrize("case", named_cases(GPU_CASES.items()))
 FILLS = pytest.mark.parametrize("case", list(FILL_CASES.values()), ids=list(FILL_CASES))
 POLICIES = pytest.mark.parametrize("missing", ["nan", "nonfinite"])
 SIZES = sorted(set(range(1, 18)) | {2**k + d for k in (5, 8, 12, 16, 20) for d in (-1, 0, 1)})
-SIZE_PARAMS = _cases((f"large_n{n}" if n > 1 << 17 else f"n{n}", n) for n in SIZES)
+SIZE_PARAMS = named_cases((f"large_n{n}" if n > 1 << 17 else f"n{n}", n) for n in SIZES)
 
 
 def out_shape(case):
@@ -221,7 +222,7 @@ def test_every_fill_missing_output_element_is_written(case, offset, dtype, raw, 
 
 
 @pytest.mark.shared_memory
-@pytest.mark.parametrize("case", _cases((k, v) for k, v in GPU_CASES.items() if "large" in k))
+@pytest.mark.parametrize("case", named_cases((k, v) for k, v in GPU_CASES.items() if "large" in k))
 def test_determinism(case, arrays, rng):
     """The same inputs give bit-identical results, reductions included."""
     dtype = DTYPES[2]

@@ -2,35 +2,21 @@
 gradient "sum" is a bit copy of its term (-0.0 and NaN payloads kept), sums start from -0 so that
 a sum of -0 terms is -0 (flat, per-block, grouped and general reductions), any non-zero
 condition byte is true (2, 0x80, 0xFF, ... on the vector, element, strided and reduction paths),
-and every NaN encoding is missing for fill_missing. Through safeops.native as the other
-tests/gpu (SAFEOPS_GPU_TESTS_ON_CPU=1 runs them on the CPU kernels)."""
+and every NaN encoding is missing for fill_missing. Through safeops.native on the device of
+_backend.py, as the other tests/gpu; exact bit patterns reach the device through its put_bits.
+
+Every case runs a backward (block sums in shared memory: marker `shared_memory`); `large` and
+`bfloat16` mark what the compute-sanitizer runs of tools/gpu_check.sh leave out."""
 
 import numpy as np
 import pytest
 from nan_bits import nan_bits, with_nans
 from select_cases import assert_same, assert_sum_close, where_grad_ref, where_ref
+from test_select_gpu import named_cases
 
 from safeops import native
 
-
-def host_bytes(t):
-    """The raw bytes of a bool array on the host or the device."""
-    host = t.cpu().numpy() if hasattr(t, "cpu") else np.asarray(t)
-    return host.view(np.uint8)
-
-
-def put_bits(arrays, bits, dtype):
-    """A device array of `dtype` holding exactly `bits` (NaN encodings survive no conversion)."""
-    values = bits.view(dtype.np)
-    if not arrays.raw:
-        return arrays.put(values, dtype)
-    import torch
-
-    t = arrays.put(np.zeros(bits.shape), dtype)
-    t.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[bits.itemsize]).copy_(
-        torch.from_numpy(bits.view(f"i{bits.itemsize}"))
-    )
-    return t
+pytestmark = pytest.mark.shared_memory
 
 
 # ---- -0.0 and one-term sums ----------------------------------------------------------------------
@@ -41,7 +27,7 @@ def test_one_term_sum_is_a_bit_copy(arrays, dtype):
     gx and gy are the bits of g or +0, as on the flat path (-0.0 became +0.0)."""
     g_bits = np.resize(nan_bits(dtype.name), 6).reshape(2, 3)
     g_bits[0, 0] = g_bits[1, 2] = np.array(-0.0, dtype.np).view(g_bits.dtype)
-    g = put_bits(arrays, g_bits, dtype)
+    g = arrays.put_bits(g_bits, dtype)
     for cond_shape in ((2, 1), (2, 3)):  # general, flat
         c = np.ones(cond_shape, bool)
         c[1] = False
@@ -61,7 +47,7 @@ NEG_ZERO_CASES = {  # (condition, x, y): x's gradient sums several -0 terms
 }
 
 
-@pytest.mark.parametrize("case", list(NEG_ZERO_CASES.values()), ids=list(NEG_ZERO_CASES))
+@pytest.mark.parametrize("case", named_cases(NEG_ZERO_CASES.items()))
 def test_sum_of_negative_zeros_is_negative_zero(case, arrays, dtype):
     cs, xs, ys = case
     shape = np.broadcast_shapes(cs, xs, ys)
@@ -94,8 +80,8 @@ def test_condition_bytes_other_than_one_are_true(case, offset, arrays, rng, dtyp
     true (a kernel that reads bit 0 takes 2, 0x80 and 0xFE as false)."""
     cs, xs, ys = case
     raw_bytes = np.resize(BYTES, int(np.prod(cs))).reshape(cs)
-    c = arrays.put(raw_bytes.view(np.bool_), None, offset)
-    np.testing.assert_array_equal(host_bytes(c), raw_bytes)  # the bytes reached the kernel
+    c = arrays.put_bits(raw_bytes, None, offset)
+    np.testing.assert_array_equal(arrays.bits(c).view(np.uint8), raw_bytes)  # the bytes arrived
     truth = raw_bytes != 0
     x = arrays.put(rng.standard_normal(xs), dtype, offset)
     y = arrays.put(rng.standard_normal(ys), dtype, offset)
@@ -110,7 +96,7 @@ def test_condition_bytes_other_than_one_are_true(case, offset, arrays, rng, dtyp
 
 def test_scalar_condition_byte(arrays, dtype):
     """A scalar condition (byte 0x80) broadcast over x and y: x everywhere."""
-    c = arrays.put(np.array(0x80, np.uint8).view(np.bool_))
+    c = arrays.put_bits(np.array(0x80, np.uint8))
     x = arrays.put(np.arange(5.0), dtype)
     y = arrays.put(-np.arange(5.0), dtype)
     assert_same(arrays.get(native.where(c, x, y)), np.arange(5.0))
@@ -128,7 +114,7 @@ def test_every_nan_encoding_is_missing(missing, arrays, dtype):
     n = 67
     mask = np.arange(n) % 3 == 1
     values = with_nans(np.arange(n).astype(dtype.np), mask, nan_bits(dtype.name))
-    x = put_bits(arrays, values.view(f"u{values.itemsize}"), dtype)
+    x = arrays.put_bits(values.view(f"u{values.itemsize}"), dtype)
     value = arrays.put(np.array(-7.0), dtype)
     want = np.where(mask, -7.0, np.arange(n, dtype=np.float64))
     assert_same(arrays.get(native.fill_missing(x, value, missing)), want)
