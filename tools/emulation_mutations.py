@@ -50,6 +50,41 @@ MUTATIONS = (
         tests=_MASKED_DENSE,
         why="one lane of each warp passes wmma::load_matrix_sync a different (aligned) pointer",
     ),
+    # The test holes of an independent numerics review: each of these bugs went unseen by
+    # tests/gpu before its numerics suites (tests/gpu/*_numerics_gpu.py).
+    Mutation(
+        "condition_bit_zero",
+        "select.cu",
+        old="m[k] = ((bytes >> (8 * k)) & 0xffu) != 0;",
+        new="m[k] = ((bytes >> (8 * k)) & 0x1u) != 0;",
+        tests=("test_select_numerics_gpu.py", "-k", "condition_bytes_other_than_one"),
+        why="the vector path reads only bit 0 of each condition byte: 2, 0x80, 0xFE are false",
+    ),
+    Mutation(
+        "general_sum_from_plus_zero",
+        "select.cu",
+        old="    Acc acc = sum_identity<Acc>(), blk = sum_identity<Acc>();\n",
+        new="    Acc acc = Acc(0), blk = Acc(0);\n",
+        tests=("test_select_numerics_gpu.py", "-k", "negative_zeros"),
+        why="the general gradient reduction starts from +0: a sum of -0 terms becomes +0",
+    ),
+    Mutation(
+        "dz_strip_offset",
+        "masked_dense.cu",
+        old="const int64 col = (strip * p.tcol + tx) * kV;",
+        new="const int64 col = (strip * (p.tcol - 1) + tx) * kV;",
+        tests=("test_masked_dense_numerics_gpu.py", "-k", "more_columns_than_one_strip"),
+        why="the backward's pre-pass puts a column strip one thread's columns too far left, "
+        "which shows only when N spans several strips",
+    ),
+    Mutation(
+        "dx_not_zeroed_without_outputs",
+        "masked_dense.cu",
+        old="    if (args.rows * args.K > 0) {\n      cudaMemsetAsync(dx,",
+        new="    if (false) {\n      cudaMemsetAsync(dx,",
+        tests=("test_masked_dense_numerics_gpu.py", "-k", "no_output_columns"),
+        why="with N = 0 nothing flows back, but dx is left as it was instead of zeroed",
+    ),
     Mutation(
         "divergent_barrier",
         "cuda_common.cuh",
