@@ -72,10 +72,11 @@ MUTATIONS = (
         "dz_strip_offset",
         "masked_dense.cu",
         old="const int64 col = (strip * p.tcol + tx) * kV;",
-        new="const int64 col = (strip * (p.tcol - 1) + tx) * kV;",
+        new="const int64 col = (strip * (p.tcol + 1) + tx) * kV;",
         tests=("test_masked_dense_numerics_gpu.py", "-k", "more_columns_than_one_strip"),
-        why="the backward's pre-pass puts a column strip one thread's columns too far left, "
-        "which shows only when N spans several strips",
+        why="the backward's pre-pass starts each column strip after the first one thread's "
+        "columns too far right, leaving columns unwritten; it shows only when N spans "
+        "several strips",
     ),
     Mutation(
         "dx_not_zeroed_without_outputs",
