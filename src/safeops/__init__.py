@@ -5,6 +5,7 @@
 - `fill_missing`: replace NaN (or non-finite) entries, with an exact-zero gradient there.
 - `masked_dense` / `layers.MaskedDense`: a dense layer that treats NaN inputs as missing,
   forward and backward.
+- `explain_paths`: which implementation each safeops layer runs under a model's settings.
 
 Importing safeops registers its TensorFlow ops (needed before loading a SavedModel that uses
 them). Without TensorFlow installed, or in a build without it (SAFEOPS_TF=OFF), only
@@ -19,7 +20,7 @@ import sys
 from safeops._build_info import TF_VERSION as _BUILT_WITH_TF
 from safeops._build_info import VERSION as __version__
 
-_TF_API = ("safe_where", "fill_missing", "masked_dense", "layers")
+_TF_API = ("safe_where", "fill_missing", "masked_dense", "layers", "explain_paths")
 
 # The command line imports this package before safeops/__main__.py reads its arguments: as
 # `python -m safeops`, sys.argv[0] is "-m" while runpy locates that module; as the installed
@@ -36,6 +37,7 @@ def _tf_api():
     layers = importlib.import_module("safeops.layers")
     from safeops.dense import masked_dense
     from safeops.missing import fill_missing
+    from safeops.paths import explain_paths
     from safeops.where import safe_where
 
     return {
@@ -43,6 +45,7 @@ def _tf_api():
         "fill_missing": fill_missing,
         "masked_dense": masked_dense,
         "layers": layers,
+        "explain_paths": explain_paths,
     }
 
 
@@ -66,4 +69,4 @@ else:
         raise AttributeError(f"module 'safeops' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "fill_missing", "layers", "masked_dense", "safe_where"]
+__all__ = ["__version__", "explain_paths", "fill_missing", "layers", "masked_dense", "safe_where"]
