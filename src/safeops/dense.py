@@ -25,6 +25,9 @@ Execution paths, chosen when the op is created (same values, same zero-gradient 
     indicator_kernel the prologue also writes the indicators (rows [xs, m], 2K wide) and the one
     MatMul takes [kernel; indicator_kernel].
   * XLA (`jit_compile=True`): composite TensorFlow ops (where, reduce_sum, concat, matmul).
+    Keras' default jit_compile="auto" turns XLA on where a GPU is visible (and no
+    tf.distribute strategy is active), so a Keras model on a GPU runs this path, not the fused
+    kernel: docs/design.md §4 has the table, safeops.explain_paths shows it for a model.
 """
 
 import keras

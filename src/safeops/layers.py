@@ -19,6 +19,10 @@ __all__ = ["MaskedDense", "Normalization"]
 class MaskedDense(keras.layers.Dense):
     """A drop-in for `keras.layers.Dense` that treats NaN inputs as missing.
 
+    Runs masked_dense: which implementation depends on the device and on the jit_compile Keras
+    resolves (on a GPU, "auto" means XLA and the composite ops); see docs/design.md §4, and
+    safeops.explain_paths(model, x) for a model's own.
+
     Same constructor arguments as `keras.layers.Dense` (units, activation, use_bias,
     initializers, regularizers, constraints), plus:
 
