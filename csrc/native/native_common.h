@@ -52,6 +52,7 @@ void check_cuda(int code, const char* what);
 // Each op family adds its functions to the module.
 void bind_select(py::module_& m);
 void bind_masked_dense(py::module_& m);
+void bind_masked_input(py::module_& m);
 
 }  // namespace native
 }  // namespace safeops

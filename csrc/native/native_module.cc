@@ -34,4 +34,5 @@ PYBIND11_MODULE(_native, m) {
 #endif
   bind_select(m);
   bind_masked_dense(m);
+  bind_masked_input(m);
 }

@@ -51,6 +51,7 @@ class _Device:
 
     def __init__(self, a, what):
         self.obj = a
+        self._stream = None
         if not _is_device(a):
             raise ValueError(f"safeops.native: {what} must be on a CUDA device, like x")
         if EMULATED != isinstance(a, EmulatedDeviceArray):
@@ -67,7 +68,6 @@ class _Device:
             self._empty = lambda shape, dtype: np.empty(
                 shape, a.dtype if dtype == self.dtype else dtype
             ).view(EmulatedDeviceArray)
-            self.stream = 0
         elif _is_torch(a):
             import torch
 
@@ -78,7 +78,6 @@ class _Device:
             self._empty = lambda shape, dtype: torch.empty(
                 shape, dtype=getattr(torch, dtype), device=a.device
             )
-            self.stream = torch.cuda.current_stream(a.device).cuda_stream
         else:
             import cupy
 
@@ -88,21 +87,49 @@ class _Device:
             self.ptr, self.shape = _pointer(a), tuple(iface["shape"])
             self.dtype = "bool" if a.dtype == np.bool_ else str(a.dtype)
             self._empty = lambda shape, dtype: cupy.empty(shape, dtype=dtype)
-            self.stream = cupy.cuda.get_current_stream().ptr
         if what == "condition" and self.dtype != "bool":
             raise TypeError(f"safeops.native: condition must be bool, got {self.dtype}")
         if what != "condition" and self.dtype not in _DTYPES:
             raise TypeError(f"safeops.native: {what} has unsupported dtype {self.dtype}")
 
+    @property
+    def stream(self):
+        """The current stream of the array's device (asked once, of the operand that launches:
+        each torch.cuda.current_stream costs microseconds of host time)."""
+        if self._stream is None:
+            a = self.obj
+            if isinstance(a, EmulatedDeviceArray):
+                self._stream = 0
+            elif _is_torch(a):
+                import torch
+
+                self._stream = torch.cuda.current_stream(a.device).cuda_stream
+            else:
+                import cupy
+
+                self._stream = cupy.cuda.get_current_stream().ptr
+        return self._stream
+
     def empty(self, shape, dtype=None):
+        """(a new array of `shape` on the same device, its address). Outputs we allocate need
+        none of the checks of an operand."""
         out = self._empty(tuple(shape), dtype or self.dtype)
-        return out, _Device(out, "output")
+        return out, _Output(_pointer(out))
 
     def scratch(self, nbytes):
         if nbytes == 0:
             return None, 0
         out = self._empty((nbytes,), "uint8")  # raw bytes: no dtype check
         return out, _pointer(out)
+
+
+class _Output:
+    """The address of an output _Device.empty allocated."""
+
+    __slots__ = ("ptr",)
+
+    def __init__(self, ptr):
+        self.ptr = ptr
 
 
 def _same_dtype(a, b, an, bn):
@@ -277,3 +304,55 @@ def masked_dense_grad(
         a.ptr, w.ptr, s_ptr, g.ptr, odx.ptr, odw.ptr, db_ptr, ws, rows, K, N, *flags, a.stream
     )
     return dx, dw, db
+
+
+def masked_input(x, renormalize=False, missing="nan", indicator=False):
+    """The row prologue of masked_dense on a device array x [..., K] (docs/design.md, 3.2):
+    xs = m ? 0 : s * x with m = missing(x), s = renormalize ? K / n_obs (0 if none observed) : 1
+    per row; with `indicator` each row continues with m ? 1 : 0 ([..., 2K]). What the GPU runs
+    before the platform's GEMM for compute-bound shapes (safeops.routing)."""
+    a = _input_operand(x, "masked_input")
+    rows, K = _rows_k(a.shape)
+    out, o = a.empty(a.shape[:-1] + ((2 * K if indicator else K),))
+    _native.cuda_masked_input(
+        a.ptr, o.ptr, rows, K, a.dtype, bool(renormalize), missing, bool(indicator), a.stream
+    )
+    return out
+
+
+def masked_input_grad(x, grad, renormalize=False, missing="nan", indicator=False):
+    """dx = m ? 0 : s * grad (an exact 0 at a missing entry whatever grad holds there); grad has
+    xs's shape (with `indicator` its second half is not read)."""
+    a = _input_operand(x, "masked_input_grad")
+    rows, K = _rows_k(a.shape)
+    g = _Device(grad, "grad")
+    _same_dtype(a, g, "x", "grad")
+    shape = a.shape[:-1] + ((2 * K if indicator else K),)
+    if g.shape != shape:
+        raise ValueError(f"safeops.native: grad must have shape {shape}, got {g.shape}")
+    dx, odx = a.empty(a.shape)
+    _native.cuda_masked_input_grad(
+        a.ptr, g.ptr, odx.ptr, rows, K, a.dtype, bool(renormalize), missing, bool(indicator),
+        a.stream,
+    )  # fmt: skip
+    return dx
+
+
+def _input_operand(x, what):
+    if not _is_device(x):
+        raise TypeError(
+            f"safeops.native.{what} runs the CUDA kernel on device arrays (torch, CuPy); on CPU "
+            "use the TensorFlow op"
+        )
+    _need_cuda()
+    a = _Device(x, "x")
+    if len(a.shape) < 1:
+        raise ValueError(f"safeops.native: x must have rank >= 1, got shape {a.shape}")
+    return a
+
+
+def _rows_k(shape):
+    rows = 1
+    for d in shape[:-1]:
+        rows *= d
+    return rows, shape[-1]

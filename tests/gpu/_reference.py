@@ -126,6 +126,25 @@ def backward(x, w, saved, g, activation, renormalize, missing):
     return dx, dw, dz.sum(axis=0)
 
 
+def masked_input(x, renormalize, missing, indicator=False):
+    """The row prologue in float64: xs = m ? 0 : s * x ([rows, K]), with `indicator` followed by
+    m ? 1 : 0 ([rows, 2K])."""
+    x = np.asarray(x, dtype=np.float64)
+    m = missing_mask(x, missing)
+    with np.errstate(invalid="ignore"):
+        xs = np.where(m, 0.0, row_scale(m, renormalize)[:, None] * np.where(m, 0.0, x))
+    return np.concatenate([xs, m.astype(np.float64)], axis=1) if indicator else xs
+
+
+def masked_input_grad(x, g, renormalize, missing):
+    """dx = m ? 0 : s * g in float64 (g [rows, K]: the prologue's gradient without its
+    indicator half, which dx does not depend on)."""
+    x = np.asarray(x, dtype=np.float64)
+    m = missing_mask(x, missing)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.where(m, 0.0, row_scale(m, renormalize)[:, None] * np.asarray(g, np.float64))
+
+
 def indicator_grad(x, saved, g, activation, missing):
     """dU = m^T @ dz in float64 (the gradient of the indicator weights; independent of U)."""
     x = np.asarray(x, dtype=np.float64)
@@ -232,6 +251,34 @@ def backward_bounds(x, w, saved, g, activation, renormalize, missing, dtype, tf3
     tol_db = ro * np.abs(db) + r_gemm(dtype, rows) * np.abs(dz).sum(axis=0) + dz_err.sum(axis=0)
     tol_db = tol_db + np.where(tol_db != 0, tiny, 0.0)
     return tol_dx, tol_dw, tol_db
+
+
+def masked_input_bounds(ref, dtype):
+    """tol of the prologue (or its gradient) against the float64 `ref`: s = K / n_obs and the
+    product rounded in the accumulation type (two roundings there), then once to the dtype; a
+    result that lands subnormal has an absolute error of TINY. Exact where ref is 0 (a missing
+    entry, an indicator, a 0 input)."""
+    acc = 2.0**-53 if dtype == "float64" else 2.0**-24
+    a = np.abs(np.asarray(ref, dtype=np.float64))
+    return np.where(a != 0, (UNIT[dtype] + 2 * acc) * a + TINY[dtype], 0.0)
+
+
+def prologue_route_bounds(x, w, b, activation, renormalize, missing, dtype, tf32, u=None):
+    """(tol_y, tol_z) of the GPU route for compute-bound shapes: xs = s * xf rounded to the
+    dtype by the prologue, then the platform's GEMM on xs. Against forward_bounds (which has
+    s * (xf @ W), one rounding at the end) the only extra term is that rounding of xs: a
+    relative UNIT[dtype] of each product, i.e. UNIT * s (|xf| @ |W|) in absolute terms (plus
+    TINY per product for an xs that lands subnormal)."""
+    tol_y, tol_z = forward_bounds(x, w, b, activation, renormalize, missing, dtype, tf32, u)
+    x = np.asarray(x, dtype=np.float64)
+    m = missing_mask(x, missing)
+    xf = np.abs(np.where(m, 0.0, x))
+    s = row_scale(m, renormalize)
+    aw = np.abs(np.asarray(w, dtype=np.float64))
+    with np.errstate(invalid="ignore", over="ignore"):
+        extra = (UNIT[dtype] * s[:, None]) * _matmul(xf, aw) + TINY[dtype] * aw.sum(axis=0)
+    # act is at most 1.2-Lipschitz (as in forward_bounds)
+    return tol_y + 1.2 * extra, tol_z + extra
 
 
 def indicator_grad_bounds(x, saved, g, activation, missing, dtype, tf32):

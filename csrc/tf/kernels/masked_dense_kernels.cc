@@ -20,6 +20,7 @@
 #include "unsupported/Eigen/CXX11/Tensor"
 #if SAFEOPS_WITH_CUDA
 #include "masked_dense.h"
+#include "masked_input.h"
 #include "tsl/platform/tensor_float_32_utils.h"
 #endif
 
@@ -267,8 +268,49 @@ class MaskedDenseGradOp : public OpKernel {
   DenseAttrs at_;
 };
 
-// The CPU path's row prologue and its gradient (no GPU kernels: the GPU path is the fused op).
+// The row prologue's device calls: the CPU kernels (csrc/kernels/masked_dense_cpu.h) and the
+// CUDA launchers (cuda/masked_input.h), same values. On a GPU the prologue runs where the wrapper
+// routes a compute-bound shape to TensorFlow's MatMul (safeops/routing.py).
+template <class Device>
+struct Input;
+
+template <>
+struct Input<Cpu> {
+  static void forward(OpKernelContext* ctx, const DenseAttrs& at, bool indicator, int64 rows,
+                      int64 K, const Tensor& x, Tensor* xs) {
+    masked_input_forward_cpu(to_dtype(x.dtype()), at.missing, at.renormalize, rows, K, data(x),
+                             data(xs), false, TfCpuRunner(ctx), indicator);
+  }
+  static void backward(OpKernelContext* ctx, const DenseAttrs& at, bool indicator, int64 rows,
+                       int64 K, const Tensor& x, const Tensor& g, Tensor* dx) {
+    masked_input_backward_cpu(to_dtype(x.dtype()), at.missing, at.renormalize, rows, K, data(x),
+                              data(g), false, data(dx), TfCpuRunner(ctx), indicator);
+  }
+};
+
+#if SAFEOPS_WITH_CUDA
+template <>
+struct Input<Gpu> {
+  static void forward(OpKernelContext* ctx, const DenseAttrs& at, bool indicator, int64 rows,
+                      int64 K, const Tensor& x, Tensor* xs) {
+    const int e =
+        cuda::masked_input_forward(to_dtype(x.dtype()), at.missing, at.renormalize, indicator, rows,
+                                   K, data(x), data(xs), gpu_stream(ctx));
+    OP_REQUIRES_OK(ctx, gpu_status(e, "MaskedDenseInput"));
+  }
+  static void backward(OpKernelContext* ctx, const DenseAttrs& at, bool indicator, int64 rows,
+                       int64 K, const Tensor& x, const Tensor& g, Tensor* dx) {
+    const int e =
+        cuda::masked_input_backward(to_dtype(x.dtype()), at.missing, at.renormalize, indicator,
+                                    rows, K, data(x), data(g), data(dx), gpu_stream(ctx));
+    OP_REQUIRES_OK(ctx, gpu_status(e, "MaskedDenseInputGrad"));
+  }
+};
+#endif
+
+// The row prologue and its gradient: the CPU path's, and on a GPU the compute-bound shapes'.
 // With the indicator attribute the prologue's rows are [m ? 0 : s * x, m ? 1 : 0], 2K wide.
+template <class Device>
 class MaskedDenseInputOp : public OpKernel {
  public:
   explicit MaskedDenseInputOp(OpKernelConstruction* ctx)
@@ -287,8 +329,7 @@ class MaskedDenseInputOp : public OpKernel {
     Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, out_shape, &out));
     if (x.NumElements() == 0) return;
-    masked_input_forward_cpu(to_dtype(x.dtype()), at_.missing, at_.renormalize, x.NumElements() / K,
-                             K, data(x), data(out), false, TfCpuRunner(ctx), indicator_);
+    Input<Device>::forward(ctx, at_, indicator_, x.NumElements() / K, K, x, out);
   }
 
  private:
@@ -296,6 +337,7 @@ class MaskedDenseInputOp : public OpKernel {
   bool indicator_ = false;
 };
 
+template <class Device>
 class MaskedDenseInputGradOp : public OpKernel {
  public:
   explicit MaskedDenseInputGradOp(OpKernelConstruction* ctx)
@@ -316,9 +358,7 @@ class MaskedDenseInputGradOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
     const int64 K = x.dim_size(x.dims() - 1);
     if (x.NumElements() == 0) return;
-    masked_input_backward_cpu(to_dtype(x.dtype()), at_.missing, at_.renormalize,
-                              x.NumElements() / K, K, data(x), data(g), false, data(dx),
-                              TfCpuRunner(ctx), indicator_);
+    Input<Device>::backward(ctx, at_, indicator_, x.NumElements() / K, K, x, g, dx);
   }
 
  private:
@@ -390,16 +430,16 @@ class MaskedDenseOutputGradOp : public OpKernel {
   REGISTER_KERNEL_BUILDER(Name("Safeops>MaskedDense").Device(DEV_NAME).TypeConstraint<T>("T"),     \
                           MaskedDenseOp<DEV>);                                                     \
   REGISTER_KERNEL_BUILDER(Name("Safeops>MaskedDenseGrad").Device(DEV_NAME).TypeConstraint<T>("T"), \
-                          MaskedDenseGradOp<DEV>);
+                          MaskedDenseGradOp<DEV>);                                                 \
+  REGISTER_KERNEL_BUILDER(                                                                         \
+      Name("Safeops>MaskedDenseInput").Device(DEV_NAME).TypeConstraint<T>("T"),                    \
+      MaskedDenseInputOp<DEV>);                                                                    \
+  REGISTER_KERNEL_BUILDER(                                                                         \
+      Name("Safeops>MaskedDenseInputGrad").Device(DEV_NAME).TypeConstraint<T>("T"),                \
+      MaskedDenseInputGradOp<DEV>);
 
 #define SAFEOPS_REGISTER_CPU(T)                                                             \
   SAFEOPS_REGISTER_DENSE(tfw::DEVICE_CPU, Cpu, T)                                           \
-  REGISTER_KERNEL_BUILDER(                                                                  \
-      Name("Safeops>MaskedDenseInput").Device(tfw::DEVICE_CPU).TypeConstraint<T>("T"),      \
-      MaskedDenseInputOp);                                                                  \
-  REGISTER_KERNEL_BUILDER(                                                                  \
-      Name("Safeops>MaskedDenseInputGrad").Device(tfw::DEVICE_CPU).TypeConstraint<T>("T"),  \
-      MaskedDenseInputGradOp);                                                              \
   REGISTER_KERNEL_BUILDER(                                                                  \
       Name("Safeops>MaskedDenseOutput").Device(tfw::DEVICE_CPU).TypeConstraint<T>("T"),     \
       MaskedDenseOutputOp);                                                                 \
