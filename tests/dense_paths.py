@@ -4,8 +4,14 @@ Paths: "eager" and "graph" are what masked_dense runs on a CPU (row prologue op 
 MatMul + bias/activation), eagerly and inside tf.function, where grappler fuses MatMul, BiasAdd
 and the activation into oneDNN's _FusedMatMul; "fused" is the Safeops>MaskedDense op's CPU
 kernel (what a GPU-traced graph runs on a CPU) with its registered gradient; "xla" is
-masked_dense under tf.function(jit_compile=True).
+masked_dense under tf.function(jit_compile=True); "gpu_route" is the graph a GPU builds for a
+compute-bound shape (safeops.routing: the prologue op, then TensorFlow's MatMul, BiasAdd and
+activation), built here with the device decision and the route injected and run on the CPU
+kernels, which compute what the CUDA kernels do (tests/gpu checks those).
 """
+
+import contextlib
+from unittest import mock
 
 import numpy as np
 import tensorflow as tf
@@ -13,7 +19,7 @@ import tensorflow as tf
 import safeops
 from safeops._loader import ops
 
-PATHS = ("eager", "graph", "fused", "xla")
+PATHS = ("eager", "graph", "fused", "xla", "gpu_route")
 
 
 def quantize(a, dtype):
@@ -54,9 +60,20 @@ def run(path, x, w, b, act, renormalize, missing, upstream, dtype, raw=False):
         grads = tape.gradient(y, watched, output_gradients=gt)
         return [y, *grads]
 
-    if path in ("graph", "xla"):
+    if path in ("graph", "xla", "gpu_route"):
         step = tf.function(step, jit_compile=path == "xla")
-    out = [t.numpy() if raw else t.numpy().astype(np.float64) for t in step(xt, wt, bt)]
+    with gpu_route() if path == "gpu_route" else contextlib.nullcontext():
+        outs = step(xt, wt, bt)
+    out = [t.numpy() if raw else t.numpy().astype(np.float64) for t in outs]
     if b is None:
         out.append(None)
     return out
+
+
+def gpu_route():
+    """A context in which masked_dense builds what a GPU builds for a compute-bound shape."""
+    return mock.patch.multiple(
+        safeops.dense,
+        _runs_on_gpu=lambda: True,
+        _gpu_route=lambda kernel: safeops.routing.PROLOGUE,
+    )

@@ -19,13 +19,17 @@ import safeops
 import safeops.dense
 
 DTYPES = list(TOLERANCE)
-PATHS = ("cpu", "gpu", "xla")
+# gpu: a memory-bound shape on a GPU; gpu_route: a compute-bound one (safeops.routing), both
+# built with the device decision injected and run on the CPU kernels.
+PATHS = ("cpu", "gpu", "gpu_route", "xla")
 
 
 def run(path, x, w, u, b, act, renormalize, missing, upstream, dtype, monkeypatch=None):
     """(y, dx, dw, du, db) of one path, as float64 NumPy (db None without a bias)."""
-    if path == "gpu":
+    if path in ("gpu", "gpu_route"):
         monkeypatch.setattr(safeops.dense, "_runs_on_gpu", lambda: True)
+    if path == "gpu_route":
+        monkeypatch.setattr(safeops.dense, "_gpu_route", lambda kernel: safeops.routing.PROLOGUE)
     tensors = [tf.constant(a, dtype) for a in (x, w, u)]
     if b is not None:
         tensors.append(tf.constant(b, dtype))

@@ -20,6 +20,10 @@ def _info(args):
         ("CUDA kernels", "yes" if _build_info.CUDA else _cuda_emulated(_native)),
     ]
     if _build_info.CUDA:
+        from safeops import routing
+
+        lines.append(("masked_dense on a GPU", routing.describe()))
+    if _build_info.CUDA:
         lines += [
             ("CUDA toolkit", _native.cuda_toolkit or _build_info.CUDA_VERSION),
             ("CUDA architectures", _build_info.CUDA_ARCHITECTURES),

@@ -14,8 +14,11 @@ and a NaN output has a NaN gradient: a diverged unit is never hidden (docs/desig
 
 Execution paths, chosen when the op is created (same values, same zero-gradient guarantee):
   * GPU (a GPU is visible and no CPU device scope is active): the fused op Safeops>MaskedDense,
-    one CUDA kernel forward and one fused backward. With an indicator_kernel, until the fused
-    kernel takes one: composite TensorFlow ops on the GPU (as under XLA).
+    one CUDA kernel forward and one fused backward, for memory-bound shapes. Compute-bound
+    shapes (the rule of safeops.routing, on K, N and the dtype) run the row prologue op's CUDA
+    kernel, then TensorFlow's MatMul (cuBLAS), BiasAdd and activation; the values
+    differ only by the rounding of xs = s * xf. With an indicator_kernel on a memory-bound
+    shape, until the fused kernel takes one: composite TensorFlow ops on the GPU (as under XLA).
   * CPU: the row prologue Safeops>MaskedDenseInput (missing mask, count and scale in one pass)
     composed with TensorFlow's own MatMul, which oneDNN runs faster than a custom op's
     contraction could (1.2-1.33x). The bias and activation follow as TensorFlow's BiasAdd and
@@ -33,7 +36,7 @@ Execution paths, chosen when the op is created (same values, same zero-gradient 
 import keras
 import tensorflow as tf
 
-from safeops import _activations, _build_info, _checks, _tf_compat
+from safeops import _activations, _build_info, _checks, _tf_compat, routing
 from safeops._loader import ops
 from safeops._tf_compat import in_xla_context
 
@@ -153,7 +156,8 @@ def masked_dense(
       missing: "nan" or "nonfinite" (NaN and +-Inf).
       indicator_kernel: optional [K, N] tensor of x's dtype, the weights of the missing
         indicators. On a GPU the fused CUDA kernel does not take it yet: with it, masked_dense
-        runs composite TensorFlow ops there (the XLA path's; same values and gradients).
+        runs the prologue route on compute-bound shapes and composite TensorFlow ops (the XLA
+        path's) on the others; same values and gradients.
       name: name scope.
 
     Raises:
@@ -171,7 +175,9 @@ def masked_dense(
         elif _no_outputs(kernel):  # N == 0: an indicator_kernel [K, 0] adds nothing
             y = _fused(x, kernel, bias, act, renormalize, missing)
         elif _runs_on_gpu():
-            if u is None:
+            if _gpu_route(kernel) == routing.PROLOGUE:  # compute-bound: cuBLAS for the GEMM
+                y = _composite(x, kernel, bias, act, renormalize, missing, xla=False, u=u, gpu=True)
+            elif u is None:
                 y = _fused(x, kernel, bias, act, renormalize, missing)
             else:  # until the fused CUDA kernel takes U: TensorFlow ops, all with GPU kernels
                 y = _composite(x, kernel, bias, act, renormalize, missing, xla=True, u=u)
@@ -241,6 +247,12 @@ def _runs_on_gpu():
     return "CPU" not in _tf_compat.device_scope().upper()
 
 
+def _gpu_route(kernel):
+    """safeops.routing's choice for this kernel's static shape and dtype."""
+    K, N = (kernel.shape[0], kernel.shape[1]) if kernel.shape.rank == 2 else (None, None)
+    return routing.gpu_route(K, N, kernel.dtype)
+
+
 def _no_outputs(kernel):
     """A kernel with no columns (N == 0, known when the op is created). TensorFlow 2.21 aborts
     the process on MatMul + BiasAdd with an empty kernel inside tf.function on CPU (oneDNN's
@@ -257,11 +269,13 @@ def _fused(x, kernel, bias, act, renormalize, missing):
     return y
 
 
-def _composite(x, kernel, bias, act, renormalize, missing, xla, u=None):
+def _composite(x, kernel, bias, act, renormalize, missing, xla, u=None, gpu=False):
     """The prologue (TensorFlow ops when xla, else the Safeops>MaskedDenseInput op), one MatMul,
     bias and activation. With indicator weights u, the prologue's rows are [xs, m] and the
     MatMul takes [kernel; u]: s * (xf @ kernel) + m @ u in one GEMM, whose gradient gives
-    dkernel and du (benchmarks/RESULTS.md has what the other designs measured)."""
+    dkernel and du (benchmarks/RESULTS.md has what the other designs measured). `gpu`: the
+    route of compute-bound shapes on a GPU (safeops.routing), the prologue op's CUDA kernel then
+    TensorFlow's activations as under XLA (the relu epilogue op is the CPU's answer to oneDNN)."""
     if x.dtype == tf.float16:
         # float16's range (65504) is too narrow for the composite's intermediates: xs = s * xf
         # (s reaches K) and dz (gelu' and silu' exceed 1) could overflow where y and the
@@ -271,7 +285,7 @@ def _composite(x, kernel, bias, act, renormalize, missing, xla, u=None):
         def f32(t):
             return None if t is None else tf.cast(t, tf.float32)
 
-        y = _composite(f32(x), f32(kernel), f32(bias), act, renormalize, missing, xla, f32(u))
+        y = _composite(f32(x), f32(kernel), f32(bias), act, renormalize, missing, xla, f32(u), gpu)
         return tf.cast(y, x.dtype)
     indicator = u is not None
     # Run-time shape checks (not under XLA, where shapes are static): they run before the
@@ -293,7 +307,7 @@ def _composite(x, kernel, bias, act, renormalize, missing, xla, u=None):
         z = tf.reshape(z, tf.concat([tf.shape(x)[:-1], tf.shape(kernel)[1:]], 0))
         if x.shape.rank is not None:
             z.set_shape(x.shape[:-1].concatenate(kernel.shape[1:]))
-    if act == "relu" and not xla:
+    if act == "relu" and not (xla or gpu):
         # oneDNN's fused relu maps NaN to 0; the epilogue op keeps it (and its one-pass backward
         # also sums dbias). See benchmarks/RESULTS.md for the measurement behind this choice.
         if bias is None:
@@ -301,7 +315,10 @@ def _composite(x, kernel, bias, act, renormalize, missing, xla, u=None):
         y, _ = ops.safeops_masked_dense_output(z, bias, activation="relu")
         return y
     if bias is not None:
-        z = tf.nn.bias_add(z, bias)
+        # On a GPU, BiasAdd's gradient (BiasAddGrad) sums with atomics unless op determinism is
+        # enabled; the gradient of a broadcast add is a reduce_sum, deterministic there
+        # (docs/design.md §5).
+        z = z + bias if gpu else tf.nn.bias_add(z, bias)
     f = _TF_ACTIVATIONS[act]
     return f(z) if f is not None else z
 

@@ -85,7 +85,7 @@ def _path(call, types):
     if _FUSED in types:
         return "fused Safeops>MaskedDense"
     if _CPU_PROLOGUE in types:
-        return "row prologue op + TensorFlow MatMul (the CPU path)"
+        return "row prologue op + TensorFlow MatMul (the CPU path; on a GPU, compute-bound shapes)"
     if types:
         return "safeops op"
     return "composite TensorFlow ops"
@@ -93,7 +93,8 @@ def _path(call, types):
 
 _GPU_RULE = {
     False: "safeops' CUDA kernels; masked_dense the fused Safeops>MaskedDense (composite "
-    "TensorFlow ops with indicator weights)",
+    "TensorFlow ops with indicator weights) or, for compute-bound shapes, the row prologue "
+    "op + TensorFlow MatMul (safeops.routing)",
     True: "composite TensorFlow ops compiled by XLA (no safeops kernel)",
 }
 
