@@ -7,7 +7,8 @@
 # 1. configure + build the kernels and the native module for sm_90 without TensorFlow,
 #    install them with the package's Python files into a staging directory;
 # 2. pytest tests/gpu against that staging install;
-# 3. the GPU benchmarks (bench_where_gpu.py, gpu_masked_dense.py);
+# 3. the GPU benchmarks (bench_where_gpu.py, gpu_masked_dense.py: kernel times from CUDA graphs
+#    and host-inclusive times, and the routing rule against the measured winner);
 # 4. tests/gpu again under compute-sanitizer memcheck and racecheck, on subsets chosen by the
 #    pytest markers of pyproject.toml (see below); any report fails the check.
 # Without a GPU the build still runs (a check of the build), and steps 2-4 report a skip.
@@ -65,6 +66,8 @@ if ! in_stage "$python" -c 'import torch, sys; sys.exit(not torch.cuda.is_availa
   >/dev/null 2>&1; then
   note "no CUDA device (or no torch): tests, benchmarks and sanitizers skipped"
   in_stage "${pytest_gpu[@]}" >"$out/pytest_gpu.log" 2>&1 || fail "pytest tests/gpu without a GPU"
+  in_stage "$python" "$repo/benchmarks/gpu_masked_dense.py" --dry-run >"$out/gpu_masked_dense.log" 2>&1 \
+    || fail "gpu_masked_dense.py --dry-run"
 else
   in_stage "$python" -c 'import safeops.native as n, torch; print("safeops.native CUDA:", n.CUDA, "|", torch.cuda.get_device_name())' \
     | tee "$out/device.log"
@@ -82,7 +85,8 @@ print(t - f - e - k, f + e, k)' "$out/pytest_gpu.xml")
   step "bench_where_gpu" bench_where_gpu.log \
     in_stage "$python" "$repo/benchmarks/bench_where_gpu.py" --json "$out/bench_where_gpu.json" || true
   step "gpu_masked_dense" gpu_masked_dense.log \
-    in_stage "$python" "$repo/benchmarks/gpu_masked_dense.py" || true
+    in_stage "$python" "$repo/benchmarks/gpu_masked_dense.py" --json "$out/gpu_masked_dense.json" \
+    || true
 
   if command -v compute-sanitizer >/dev/null 2>&1; then
     # Subsets by marker, not by test name: memcheck, every kernel path (the big tensors and
