@@ -16,7 +16,7 @@ Execution paths, chosen when the op is created (same values, same zero-gradient 
   * GPU (a GPU is visible and no CPU device scope is active): the fused op Safeops>MaskedDense,
     one CUDA kernel forward and one fused backward, for memory-bound shapes. Compute-bound
     shapes (the rule of safeops.routing, on K, N and the dtype) run the row prologue op's CUDA
-    kernel, then TensorFlow's MatMul (cuBLAS), BiasAdd and activation; the values
+    kernel, then TensorFlow's MatMul (cuBLAS), bias add and activation; the values
     differ only by the rounding of xs = s * xf. With an indicator_kernel on a memory-bound
     shape, until the fused kernel takes one: composite TensorFlow ops on the GPU (as under XLA).
   * CPU: the row prologue Safeops>MaskedDenseInput (missing mask, count and scale in one pass)

@@ -55,8 +55,9 @@ class MaskedDense(keras.layers.Dense):
             keras.layers.Dense(1),
         ])
 
-    On a GPU, indicator=True runs composite TensorFlow ops (the fused CUDA kernel does not
-    take the indicator weights yet); see safeops.masked_dense.
+    On a GPU, indicator=True runs composite TensorFlow ops on memory-bound shapes (the fused
+    CUDA kernel does not take the indicator weights yet) and the row prologue + TensorFlow's
+    MatMul on compute-bound ones (safeops.routing); see safeops.masked_dense.
     """
 
     def __init__(

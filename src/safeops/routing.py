@@ -1,6 +1,6 @@
 """Which implementation masked_dense runs on a GPU for a shape (docs/design.md §4): the fused
 CUDA kernel, or the row prologue (Safeops>MaskedDenseInput's CUDA kernel) followed by
-TensorFlow's own MatMul, BiasAdd and activation (cuBLAS).
+TensorFlow's own MatMul (cuBLAS), bias add and activation.
 
 The rule comes from a static analysis of the fused kernel's sm_90 machine code and published
 cuBLAS times (issue 15; no GPU has checked it yet, benchmarks/RESULTS.md says so). Per row of
