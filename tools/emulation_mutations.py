@@ -94,6 +94,24 @@ MUTATIONS = (
         tests=("test_select_gpu.py", "-k", "where_backward and not nan_upstream and not large"),
         why="block_sum's barrier moved into the code only lane 0 of each warp runs",
     ),
+    Mutation(
+        "prologue_half_warp_count",
+        "masked_input.cu",
+        old="for (int off = kWarp / 2; off > 0; off >>= 1)",
+        new="for (int off = kWarp / 2; off > 1; off >>= 1)",
+        tests=("test_masked_input_gpu.py", "-k", "forward and renorm and 9x300"),
+        why="the row prologue's warp sum of missing entries skips its last step: odd and even "
+        "lanes each count half a row, and the scale K / n_obs is wrong",
+    ),
+    Mutation(
+        "prologue_scaled_not_selected",
+        "masked_input.cu",
+        old="o[k] = m ? B(0) : kept;",
+        new="o[k] = kept;",
+        tests=("test_masked_input_gpu.py", "-k", "forward and renorm and 37x8"),
+        why="the prologue writes s * x at a missing entry instead of selecting +0: NaN reaches "
+        "the GEMM",
+    ),
 )
 
 
