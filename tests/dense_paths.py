@@ -4,16 +4,20 @@ Paths: "eager" and "graph" are what masked_dense runs on a CPU (row prologue op 
 MatMul + bias/activation), eagerly and inside tf.function, where grappler fuses MatMul, BiasAdd
 and the activation into oneDNN's _FusedMatMul; "fused" is the Safeops>MaskedDense op's CPU
 kernel (what a GPU-traced graph runs on a CPU) with its registered gradient; "xla" is
-masked_dense under tf.function(jit_compile=True).
+masked_dense under tf.function(jit_compile=True), where it emits composite ops on a CPU, and
+"xla_custom_call" the same with the fused op emitted instead, which XLA compiles to custom calls
+(what it emits under XLA on a GPU; docs/design.md §4).
 """
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import safeops
+from safeops import _build_info, dense
 from safeops._loader import ops
 
-PATHS = ("eager", "graph", "fused", "xla")
+PATHS = ("eager", "graph", "fused", "xla", "xla_custom_call")
 
 
 def quantize(a, dtype):
@@ -54,9 +58,12 @@ def run(path, x, w, b, act, renormalize, missing, upstream, dtype, raw=False):
         grads = tape.gradient(y, watched, output_gradients=gt)
         return [y, *grads]
 
-    if path in ("graph", "xla"):
-        step = tf.function(step, jit_compile=path == "xla")
-    out = [t.numpy() if raw else t.numpy().astype(np.float64) for t in step(xt, wt, bt)]
+    if path == "xla_custom_call" and not _build_info.XLA:
+        pytest.skip("this build has no XLA kernels (python -m safeops info)")
+    if path != "eager":
+        step = tf.function(step, jit_compile=path.startswith("xla"))
+    with dense.xla_custom_call_on("CPU", path == "xla_custom_call"):  # traced on this call
+        out = [t.numpy() if raw else t.numpy().astype(np.float64) for t in step(xt, wt, bt)]
     if b is None:
         out.append(None)
     return out
