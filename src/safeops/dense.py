@@ -251,7 +251,7 @@ def _runs_on_gpu():
 # Under XLA, whether masked_dense emits the fused op, which XLA compiles to one custom call per
 # direction (csrc/tf/xla), rather than composite TensorFlow ops, per device XLA compiles for.
 # Decided by `python -m safeops bench --suite xla` (benchmarks/RESULTS.md): on a CPU XLA's own
-# dot on the composite ran 3.5-6.9x faster than the custom call, which runs the fused op's CPU
+# dot on the composite ran 3.2-8.3x faster than the custom call, which runs the fused op's CPU
 # layer (its Eigen contraction is the slow part: the fused op without XLA took 197 ms per step
 # at 1024^3 where the CPU path took 32 ms). On a GPU the custom calls are the fused kernels the
 # op runs without XLA (not measured against XLA's composite: TensorFlow has no GPU here).
