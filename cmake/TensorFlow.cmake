@@ -45,3 +45,26 @@ set_target_properties(tensorflow::framework PROPERTIES
   INTERFACE_INCLUDE_DIRECTORIES ${_tf_include}
   INTERFACE_COMPILE_DEFINITIONS "${TF_DEFINITIONS}")
 message(STATUS "safeops: TensorFlow ${SAFEOPS_TF_VERSION} at ${TF_LIB_DIR}")
+
+# XLA kernels of the fused op (csrc/tf/xla): they need TensorFlow's tf2xla and XLA builder
+# headers and libtensorflow_cc.so.2, which exports XlaOpRegistrar and XLA's custom-call target
+# registry. The headers moved between minors (2.21: xla/hlo/builder/, 2.16: xla/client/); where
+# they are not where csrc/tf/xla expects them the op library is built without XLA kernels and
+# masked_dense keeps its composite under XLA (XLA in _build_info.py says which).
+find_library(TF_CC_LIBRARY NAMES libtensorflow_cc.so.2 PATHS ${TF_LIB_DIR} NO_DEFAULT_PATH
+             NO_CACHE)
+if(TF_CC_LIBRARY AND EXISTS "${TF_INCLUDE_DIR}/xla/hlo/builder/xla_builder.h"
+   AND EXISTS "${TF_INCLUDE_DIR}/tensorflow/compiler/tf2xla/xla_op_kernel.h")
+  set(SAFEOPS_XLA ON)
+  add_library(tensorflow::cc SHARED IMPORTED)
+  # XLA's headers include highwayhash's and farmhash's by their own paths; the wheel has them
+  # under external/.
+  set_target_properties(tensorflow::cc PROPERTIES
+    IMPORTED_LOCATION ${TF_CC_LIBRARY}
+    IMPORTED_NO_SONAME FALSE
+    INTERFACE_INCLUDE_DIRECTORIES
+    "${_tf_include}/external/highwayhash;${_tf_include}/external/farmhash_archive/src")
+else()
+  set(SAFEOPS_XLA OFF)
+endif()
+message(STATUS "safeops: XLA kernels ${SAFEOPS_XLA}")

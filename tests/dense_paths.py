@@ -4,9 +4,11 @@ Paths: "eager" and "graph" are what masked_dense runs on a CPU (row prologue op 
 MatMul + bias/activation), eagerly and inside tf.function, where grappler fuses MatMul, BiasAdd
 and the activation into oneDNN's _FusedMatMul; "fused" is the Safeops>MaskedDense op's CPU
 kernel (what a GPU-traced graph runs on a CPU) with its registered gradient; "xla" is
-masked_dense under tf.function(jit_compile=True); "gpu_route" is the graph a GPU builds for a
-compute-bound shape (safeops.routing: the prologue op, then TensorFlow's MatMul, BiasAdd and
-activation), built here with the device decision and the route injected and run on the CPU
+masked_dense under tf.function(jit_compile=True), where it emits composite ops on a CPU;
+"xla_custom_call" the same with the fused op emitted instead, which XLA compiles to custom calls
+(what it emits under XLA on a GPU; docs/design.md §4); "gpu_route" is the graph a GPU builds
+for a compute-bound shape (safeops.routing: the prologue op, then TensorFlow's MatMul, BiasAdd
+and activation), built here with the device decision and the route injected and run on the CPU
 kernels, which compute what the CUDA kernels do (tests/gpu checks those).
 """
 
@@ -14,12 +16,14 @@ import contextlib
 from unittest import mock
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import safeops
+from safeops import _build_info, dense
 from safeops._loader import ops
 
-PATHS = ("eager", "graph", "fused", "xla", "gpu_route")
+PATHS = ("eager", "graph", "fused", "xla", "xla_custom_call", "gpu_route")
 
 
 def quantize(a, dtype):
@@ -60,9 +64,12 @@ def run(path, x, w, b, act, renormalize, missing, upstream, dtype, raw=False):
         grads = tape.gradient(y, watched, output_gradients=gt)
         return [y, *grads]
 
-    if path in ("graph", "xla", "gpu_route"):
-        step = tf.function(step, jit_compile=path == "xla")
-    with gpu_route() if path == "gpu_route" else contextlib.nullcontext():
+    if path == "xla_custom_call" and not _build_info.XLA:
+        pytest.skip("this build has no XLA kernels (python -m safeops info)")
+    if path != "eager":
+        step = tf.function(step, jit_compile=path.startswith("xla"))
+    route = gpu_route() if path == "gpu_route" else contextlib.nullcontext()
+    with route, dense.xla_custom_call_on("CPU", path == "xla_custom_call"):  # traced here
         outs = step(xt, wt, bt)
     out = [t.numpy() if raw else t.numpy().astype(np.float64) for t in outs]
     if b is None:

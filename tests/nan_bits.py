@@ -39,3 +39,9 @@ def with_nans(values, mask, bits):
     raw = out.view(_UINT[out.dtype.itemsize * 8])
     raw[mask] = np.resize(bits, int(mask.sum()))
     return out
+
+
+def bits_of(a):
+    """The bit patterns of a float array, as unsigned integers of its width."""
+    a = np.asarray(a)
+    return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.itemsize])

@@ -212,7 +212,7 @@ def test_determinism():
     rng = np.random.default_rng(12)
     x, w, b = make_inputs(rng, (300, 40), 30)
     upstream = rng.normal(size=(300, 30))
-    for path in ("eager", "graph", "fused"):
+    for path in ("eager", "graph", "fused", "xla_custom_call"):
         first = run(path, x, w, b, "gelu", True, "nan", upstream, tf.float32)
         second = run(path, x, w, b, "gelu", True, "nan", upstream, tf.float32)
         for a, c in zip(first, second, strict=True):

@@ -12,7 +12,7 @@ from dense_reference import ACTIVATIONS
 from dense_reference import masked_dense as reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nan_bits import nan_bits, random_nan_bits, with_nans
+from nan_bits import bits_of, nan_bits, random_nan_bits, with_nans
 from tf_grads import upstream_second_order
 
 import safeops
@@ -32,11 +32,6 @@ SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow],
     derandomize=True,
 )
-
-
-def bits_of(a):
-    a = np.asarray(a)
-    return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.itemsize])
 
 
 def np_dtype(dtype):
@@ -326,7 +321,7 @@ def test_options_that_change_nothing_change_no_bit(path, act, dtype):
             np.testing.assert_array_equal(bits_of(a), bits_of(c), err_msg="nonfinite")
 
 
-@pytest.mark.parametrize("path", ["eager", "graph", "fused"])
+@pytest.mark.parametrize("path", ["eager", "graph", "fused", "xla_custom_call"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_deterministic(path, dtype):
     """Bit-identical y, dx, dW and db run to run (reductions over 2000 rows: many chunks)."""

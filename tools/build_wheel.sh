@@ -16,8 +16,8 @@
 # compile only their Python module (csrc/native). Most of those builds' time is pip setting up
 # their build environments (TensorFlow included), so they run SAFEOPS_WHEEL_JOBS (2) at a
 # time, each with one compile job. auditwheel vendors nothing of TensorFlow's: the op library
-# links libtensorflow_framework.so.2, which the tensorflow wheel provides at run time, and the
-# CUDA runtime is linked statically.
+# links libtensorflow_framework.so.2 and (for its XLA kernels) libtensorflow_cc.so.2, which the
+# tensorflow wheel provides at run time, and the CUDA runtime is linked statically.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-wheelhouse}"

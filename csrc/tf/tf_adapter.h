@@ -56,11 +56,12 @@ inline Status read_missing(tfw::OpKernelConstruction* ctx, Missing* out) {
   return ok_status();
 }
 
-// Runs CPU kernels on the op's intra-op thread pool.
+// Runs CPU kernels on a TensorFlow thread pool: the op's intra-op pool, or another.
 class TfCpuRunner : public CpuRunner {
  public:
   explicit TfCpuRunner(tfw::OpKernelContext* ctx)
-      : pool_(ctx->device()->tensorflow_cpu_worker_threads()->workers) {}
+      : TfCpuRunner(ctx->device()->tensorflow_cpu_worker_threads()->workers) {}
+  explicit TfCpuRunner(tfw::thread::ThreadPool* pool) : pool_(pool) {}
   void parallel_for(int64 n, int64 cost_per_unit,
                     const std::function<void(int64, int64)>& fn) const override {
     if (n * cost_per_unit < kMinParallelWork) {

@@ -17,6 +17,7 @@ def _info(args):
         ("safeops", _build_info.VERSION),
         ("TensorFlow built against", _build_info.TF_VERSION or "none (SAFEOPS_TF=OFF)"),
         *_tensorflow_lines(),
+        ("XLA kernels (custom calls)", _xla_line(_build_info)),
         ("CUDA kernels", "yes" if _build_info.CUDA else _cuda_emulated(_native)),
     ]
     if _build_info.CUDA:
@@ -52,6 +53,15 @@ def _tensorflow_lines():
     return [("TensorFlow running", tf.__version__), ("GPUs TensorFlow sees", f"{gpus}{why}")]
 
 
+def _xla_line(build_info):
+    if not build_info.XLA:
+        return "no: masked_dense runs composite TensorFlow ops under XLA"
+    from safeops.dense import XLA_CUSTOM_CALL
+
+    used = [device for device, on in XLA_CUSTOM_CALL.items() if on] or ["no device"]
+    return f"masked_dense forward and backward; emitted under XLA on {', '.join(used)}"
+
+
 def _cuda_emulated(native):
     if getattr(native, "cuda_emulated", False):
         return "emulated on the host (SAFEOPS_CUDA_EMULATE: tests without a GPU)"
@@ -71,7 +81,7 @@ def _bench(args):
     import json
 
     from safeops import _startup
-    from safeops.bench import dense_cpu, missing, where_cpu
+    from safeops.bench import dense_cpu, dense_xla, missing, where_cpu
 
     _startup.start_tensorflow()
     results = {}
@@ -81,6 +91,9 @@ def _bench(args):
     if args.suite in ("dense", "all"):
         results["dense"] = dense_cpu.run(repeats=args.repeats or 20, seed=args.seed)
         print(dense_cpu.report(results["dense"]))
+    if args.suite == "xla":  # needs a build with XLA kernels: not part of "all"
+        results["xla"] = dense_xla.run(repeats=args.repeats or 20, seed=args.seed)
+        print(dense_xla.report(results["xla"]))
     if args.suite == "missing":  # minutes, and needs scikit-learn: not part of "all"
         results["missing"] = missing.run_args(args)
         print(missing.report(results["missing"]))
@@ -95,10 +108,11 @@ def _bench_args(parser):
 
     parser.add_argument(
         "--suite",
-        choices=("where", "dense", "all", "missing"),
+        choices=("where", "dense", "all", "xla", "missing"),
         default="all",
-        help="which suite to run (all: where and dense; missing: does a model learn better "
-        "from data with missing values, needs scikit-learn)",
+        help="which suite to run (all: where and dense; xla: masked_dense's custom call against "
+        "its composite under XLA; missing: does a model learn better from data with missing "
+        "values, needs scikit-learn)",
     )
     where_cpu.add_arguments(parser)  # --sizes (where only), --repeats, --seed, --json
     missing.add_suite_arguments(parser)  # --seeds, --epochs, --only, --plot (missing only)

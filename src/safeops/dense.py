@@ -27,11 +27,15 @@ Execution paths, chosen when the op is created (same values, same zero-gradient 
     sums dbias (benchmarks/RESULTS.md). float16 computes in float32 (see _composite). With an
     indicator_kernel the prologue also writes the indicators (rows [xs, m], 2K wide) and the one
     MatMul takes [kernel; indicator_kernel].
-  * XLA (`jit_compile=True`): composite TensorFlow ops (where, reduce_sum, concat, matmul).
-    Keras' default jit_compile="auto" turns XLA on where a GPU is visible (and no
-    tf.distribute strategy is active), so a Keras model on a GPU runs this path, not the fused
-    kernel: docs/design.md §4 has the table, safeops.explain_paths shows it for a model.
+  * XLA (`jit_compile=True`), which Keras' default jit_compile="auto" turns on where a GPU is
+    visible (and no tf.distribute strategy is active): on a GPU the fused op, which XLA compiles
+    to one custom call per direction over the same CUDA kernels (csrc/tf/xla); on a CPU, and
+    with an indicator_kernel, composite TensorFlow ops (where, reduce_sum, concat, matmul).
+    XLA_CUSTOM_CALL below says why. docs/design.md §4 has the table, safeops.explain_paths
+    shows the path for a model.
 """
+
+import contextlib
 
 import keras
 import tensorflow as tf
@@ -171,7 +175,10 @@ def masked_dense(
         x, kernel, bias = _validated(x, kernel, bias)
         u = None if indicator_kernel is None else _validated_indicator(indicator_kernel, kernel)
         if in_xla_context():
-            y = _composite(x, kernel, bias, act, renormalize, missing, xla=True, u=u)
+            if u is None and _xla_custom_call(kernel):
+                y = _fused(x, kernel, bias, act, renormalize, missing)
+            else:
+                y = _composite(x, kernel, bias, act, renormalize, missing, xla=True, u=u)
         elif _no_outputs(kernel):  # N == 0: an indicator_kernel [K, 0] adds nothing
             y = _fused(x, kernel, bias, act, renormalize, missing)
         elif _runs_on_gpu():
@@ -251,6 +258,42 @@ def _gpu_route(kernel):
     """safeops.routing's choice for this kernel's static shape and dtype."""
     K, N = (kernel.shape[0], kernel.shape[1]) if kernel.shape.rank == 2 else (None, None)
     return routing.gpu_route(K, N, kernel.dtype)
+
+
+# Under XLA, whether masked_dense emits the fused op, which XLA compiles to one custom call per
+# direction (csrc/tf/xla), rather than composite TensorFlow ops, per device XLA compiles for.
+# Decided by `python -m safeops bench --suite xla` (benchmarks/RESULTS.md): on a CPU XLA's own
+# dot on the composite ran 3.2-8.3x faster than the custom call, which runs the fused op's CPU
+# layer (its Eigen contraction is the slow part: the fused op without XLA took 197 ms per step
+# at 1024^3 where the CPU path took 32 ms). On a GPU the custom calls are the fused kernels the
+# op runs without XLA, for the shapes it runs them (not measured against XLA's composite:
+# TensorFlow has no GPU here).
+XLA_CUSTOM_CALL = {"CPU": False, "GPU": True}
+
+
+@contextlib.contextmanager
+def xla_custom_call_on(device, enabled=True):
+    """Within the block, masked_dense traced under XLA for `device` ("CPU" or "GPU") emits the
+    custom call if `enabled`, the composite if not: for the benchmark that sets XLA_CUSTOM_CALL
+    and for the tests of both implementations."""
+    saved = XLA_CUSTOM_CALL[device]
+    XLA_CUSTOM_CALL[device] = enabled
+    try:
+        yield
+    finally:
+        XLA_CUSTOM_CALL[device] = saved
+
+
+def _xla_custom_call(kernel):
+    """Whether masked_dense, traced now under XLA, emits the fused op (XLA_CUSTOM_CALL). On a
+    GPU only for the shapes the fused kernel keeps without XLA (safeops.routing): for the
+    compute-bound ones XLA's composite runs its dot on cuBLAS, as the route does."""
+    if not _build_info.XLA:
+        return False
+    if _runs_on_gpu():
+        return XLA_CUSTOM_CALL["GPU"] and _gpu_route(kernel) == routing.FUSED
+    # A GPU this build has no kernels for: its XLA has no target for the call.
+    return XLA_CUSTOM_CALL["CPU"] and not tf.config.list_logical_devices("GPU")
 
 
 def _no_outputs(kernel):

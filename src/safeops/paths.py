@@ -19,9 +19,9 @@ def explain_paths(model_or_function, *example_inputs):
     """Traces `model_or_function` as it runs on this machine and reports the implementation each
     safeops layer (each safeops op, for a function) takes.
 
-    A Keras model: its forward pass with training=True (the gradient follows the forward
-    ops' registered gradients) under the `jit_compile` Keras resolved for
-    it (`model.jit_compile`: "auto" is off on a machine without a GPU, on with one). A
+    A Keras model: its training step (forward with training=True, gradient to the trainable
+    weights) under the `jit_compile` Keras resolved for it (`model.jit_compile`: "auto" is off
+    on a machine without a GPU, on with one). A
     `tf.function` is traced as declared (its own `jit_compile`), a plain function as
     `tf.function` traces it (eagerly it takes the same paths). Under XLA the step is also
     compiled and the HLO searched for custom calls.
@@ -44,13 +44,18 @@ def explain_paths(model_or_function, *example_inputs):
     concrete = fn.get_concrete_function(*inputs)
     xla = concrete.function_def.attr["_XlaMustCompile"].b
     hlo = fn.experimental_get_compiler_ir(*inputs)(stage="hlo") if xla else None
-    return PathReport(xla, _rows(concrete.graph), hlo, model)
+    return PathReport(xla, _rows(concrete.graph, xla), hlo, model)
 
 
 def _train_step(model):
-    # The forward pass decides the path; each op's registered gradient follows it.
+    """The forward pass with training=True and the gradient to the trainable weights: the
+    gradient's ops (under "gradient_tape/") are reported with the call they differentiate."""
+
     def step(*inputs):
-        return model(*inputs, training=True)
+        with tf.GradientTape() as tape:
+            outputs = tf.nest.flatten(model(*inputs, training=True))
+            loss = tf.add_n([tf.reduce_sum(tf.cast(o, tf.float32)) for o in outputs])
+        return tape.gradient(loss, model.trainable_variables)
 
     return step
 
@@ -60,7 +65,7 @@ def _train_step(model):
 _SCOPES = ("masked_dense", "safe_where", "fill_missing")
 
 
-def _rows(graph):
+def _rows(graph, xla):
     """(call, safeops op types, path), one per wrapper call in the traced graph, named by its
     name scope (a MaskedDense layer's is `model/layer/masked_dense`)."""
     calls = {}
@@ -72,7 +77,7 @@ def _rows(graph):
                 if op.type.startswith("Safeops>"):
                     types.add(op.type)
                 break
-    return [(call, sorted(types), _path(call, types)) for call, types in sorted(calls.items())]
+    return [(call, sorted(types), _path(types, xla)) for call, types in sorted(calls.items())]
 
 
 def _wrapper(scope):
@@ -81,9 +86,9 @@ def _wrapper(scope):
     return scope in _SCOPES or (base in _SCOPES and n.isdigit())
 
 
-def _path(call, types):
+def _path(types, xla):
     if _FUSED in types:
-        return "fused Safeops>MaskedDense"
+        return "fused Safeops>MaskedDense" + (", compiled to XLA custom calls" if xla else "")
     if _CPU_PROLOGUE in types:
         return "row prologue op + TensorFlow MatMul (the CPU path; on a GPU, compute-bound shapes)"
     if types:
@@ -95,7 +100,14 @@ _GPU_RULE = {
     False: "safeops' CUDA kernels; masked_dense the fused Safeops>MaskedDense (composite "
     "TensorFlow ops with indicator weights) or, for compute-bound shapes, the row prologue "
     "op + TensorFlow MatMul (safeops.routing)",
-    True: "composite TensorFlow ops compiled by XLA (no safeops kernel)",
+    True: (
+        "masked_dense the fused CUDA kernels as XLA custom calls (composite TensorFlow ops with "
+        "indicator weights and for compute-bound shapes, safeops.routing); safe_where and "
+        "fill_missing composite TensorFlow ops, fused by XLA"
+        if _build_info.XLA
+        else "composite TensorFlow ops compiled by XLA (no safeops kernel: this build has no "
+        "XLA kernels)"
+    ),
 }
 
 

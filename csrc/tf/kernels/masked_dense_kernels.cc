@@ -12,12 +12,13 @@
 #include <string>
 
 #include "activations.h"
+#include "eigen_gemm.h"
+#include "masked_dense_attrs.h"
 #include "masked_dense_cpu.h"
 #include "missing.h"
 #include "tensorflow/core/framework/register_types.h"
 #include "tensorflow/core/framework/types.h"
 #include "tf_adapter.h"
-#include "unsupported/Eigen/CXX11/Tensor"
 #if SAFEOPS_WITH_CUDA
 #include "masked_dense.h"
 #include "masked_input.h"
@@ -34,98 +35,18 @@ using tfw::OpKernelContext;
 using tfw::Tensor;
 using tfw::TensorShape;
 
-struct DenseAttrs {
-  Activation activation = Activation::kLinear;
-  bool renormalize = false;
-  Missing missing = Missing::kNaN;
-};
-
-// The attributes an op has: masking (renormalize, missing) and/or the activation.
-enum AttrSet : int { kMasking = 1, kActivation = 2 };
-
-DenseAttrs read_attrs(OpKernelConstruction* ctx, int which) {
-  DenseAttrs a;
-  std::string activation = "linear";
-  Status st;
-  if (which & kMasking) st = ctx->GetAttr("renormalize", &a.renormalize);
-  if (st.ok() && (which & kMasking)) st = read_missing(ctx, &a.missing);
-  if (st.ok() && (which & kActivation)) st = ctx->GetAttr("activation", &activation);
-  // The op definition restricts the activation too; a failure means a malformed graph.
-  if (st.ok() && !parse_activation(activation, &a.activation)) {
-    st = invalid_argument("unknown activation '", activation, "'");
-  }
-  if (!st.ok()) ctx->CtxFailure(st);
-  return a;
-}
-
-// Shapes of x [..., K] and kernel [K, N]; false (status set) when they disagree.
-struct DenseDims {
-  int64 rows, K, N;
-  TensorShape out;  // x's leading dims + [N]
-};
-
+// Shapes of x [..., K] and kernel [K, N] (masked_dense_attrs.h); false (status set) when they
+// disagree.
 bool dense_dims(OpKernelContext* ctx, const Tensor& x, const Tensor& kernel, DenseDims* d) {
-  Status st;
-  if (x.dims() < 2) {
-    st = invalid_argument("masked_dense: x must have rank >= 2, got shape ",
-                          x.shape().DebugString());
-  } else if (kernel.dims() != 2) {
-    st = invalid_argument("masked_dense: kernel must have rank 2, got shape ",
-                          kernel.shape().DebugString());
-  } else if (kernel.dim_size(0) != x.dim_size(x.dims() - 1)) {
-    st = invalid_argument("masked_dense: x of shape ", x.shape().DebugString(), " has ",
-                          x.dim_size(x.dims() - 1), " features but kernel of shape ",
-                          kernel.shape().DebugString(), " expects ", kernel.dim_size(0));
-  }
-  if (!st.ok()) {
-    ctx->CtxFailure(st);
-    return false;
-  }
-  d->K = x.dim_size(x.dims() - 1);
-  d->N = kernel.dim_size(1);
-  d->rows = 1;
-  for (int i = 0; i + 1 < x.dims(); ++i) d->rows *= x.dim_size(i);
-  d->out = x.shape();
-  d->out.set_dim(x.dims() - 1, d->N);
-  return true;
+  const Status st = dense_dims(x.shape(), kernel.shape(), d);
+  if (!st.ok()) ctx->CtxFailure(st);
+  return st.ok();
 }
 
 // ---- device calls ------------------------------------------------------------------------
 
 template <class Device>
 struct Dense;
-
-// The GEMM of the CPU layer (csrc/kernels/masked_dense_cpu.h): Eigen's contraction on the op's
-// intra-op thread pool.
-class EigenGemm : public CpuGemm {
- public:
-  explicit EigenGemm(OpKernelContext* ctx)
-      : device_(ctx->eigen_device<Eigen::ThreadPoolDevice>()) {}
-  void operator()(bool trans_a, bool trans_b, int64 M, int64 N, int64 K, const float* a,
-                  const float* b, float* c) const override {
-    run(trans_a, trans_b, M, N, K, a, b, c);
-  }
-  void operator()(bool trans_a, bool trans_b, int64 M, int64 N, int64 K, const double* a,
-                  const double* b, double* c) const override {
-    run(trans_a, trans_b, M, N, K, a, b, c);
-  }
-
- private:
-  template <class A>
-  void run(bool trans_a, bool trans_b, int64 M, int64 N, int64 K, const A* a, const A* b,
-           A* c) const {
-    using ConstMatrix =
-        Eigen::TensorMap<Eigen::Tensor<const A, 2, Eigen::RowMajor>, Eigen::Unaligned>;
-    using Matrix = Eigen::TensorMap<Eigen::Tensor<A, 2, Eigen::RowMajor>, Eigen::Unaligned>;
-    const ConstMatrix am = trans_a ? ConstMatrix(a, K, M) : ConstMatrix(a, M, K);
-    const ConstMatrix bm = trans_b ? ConstMatrix(b, N, K) : ConstMatrix(b, K, N);
-    const Eigen::array<Eigen::IndexPair<int>, 1> contract = {
-        Eigen::IndexPair<int>(trans_a ? 0 : 1, trans_b ? 1 : 0)};
-    Matrix(c, M, N).device(device_) = am.contract(bm, contract);
-  }
-
-  const Eigen::ThreadPoolDevice& device_;
-};
 
 MaskedDenseCpuArgs cpu_args(const DenseAttrs& at, const DenseDims& d, DType dt) {
   MaskedDenseCpuArgs a;
@@ -157,7 +78,7 @@ struct Dense<Cpu> {
     OP_REQUIRES_OK(ctx, cpu_scratch(ctx, masked_dense_forward_workspace_cpu(args), &scratch, &ws));
     masked_dense_forward_cpu(args, data(x), data(kernel), data(bias), data(y),
                              z->NumElements() ? data(z) : nullptr, ws, TfCpuRunner(ctx),
-                             EigenGemm(ctx));
+                             EigenGemm(ctx->eigen_device<Eigen::ThreadPoolDevice>()));
   }
 
   static void backward(OpKernelContext* ctx, const DenseAttrs& at, const DenseDims& d,
@@ -169,7 +90,8 @@ struct Dense<Cpu> {
     OP_REQUIRES_OK(ctx, cpu_scratch(ctx, masked_dense_backward_workspace_cpu(args), &scratch, &ws));
     masked_dense_backward_cpu(args, data(x), data(kernel),
                               saved.NumElements() ? data(saved) : nullptr, data(g), data(dx),
-                              data(dw), data(db), ws, TfCpuRunner(ctx), EigenGemm(ctx));
+                              data(dw), data(db), ws, TfCpuRunner(ctx),
+                              EigenGemm(ctx->eigen_device<Eigen::ThreadPoolDevice>()));
   }
 };
 
@@ -223,10 +145,7 @@ class MaskedDenseOp : public OpKernel {
     const Tensor &x = ctx->input(0), &kernel = ctx->input(1), &bias = ctx->input(2);
     DenseDims d;
     if (!dense_dims(ctx, x, kernel, &d)) return;
-    OP_REQUIRES(
-        ctx, bias.dims() == 1 && bias.dim_size(0) == d.N,
-        invalid_argument("masked_dense: bias must have shape [", d.N, "] to match kernel ",
-                         kernel.shape().DebugString(), ", got ", bias.shape().DebugString()));
+    OP_REQUIRES_OK(ctx, bias_shape(bias.shape(), kernel.shape()));
     Tensor *y = nullptr, *z = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, d.out, &y));
     const bool save_z = saved_for(at_.activation) == Saved::kPreActivation;
@@ -250,13 +169,7 @@ class MaskedDenseGradOp : public OpKernel {
                  &g = ctx->input(3);
     DenseDims d;
     if (!dense_dims(ctx, x, kernel, &d)) return;
-    OP_REQUIRES(ctx, g.shape() == d.out,
-                invalid_argument("masked_dense gradient: grad has shape ", g.shape().DebugString(),
-                                 ", expected ", d.out.DebugString()));
-    const bool needs_saved = saved_for(at_.activation) != Saved::kNone;
-    OP_REQUIRES(ctx, !needs_saved || saved.shape() == d.out,
-                invalid_argument("masked_dense gradient: saved activation has shape ",
-                                 saved.shape().DebugString(), ", expected ", d.out.DebugString()));
+    OP_REQUIRES_OK(ctx, grad_shapes(at_, d, saved.shape(), g.shape()));
     Tensor *dx = nullptr, *dw = nullptr, *db = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, kernel.shape(), &dw));
