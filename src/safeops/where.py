@@ -14,6 +14,12 @@ where": replace the inputs of log by a safe value where the branch is not taken,
 runs. safe_where automates it::
 
     y = safeops.safe_where(x > 0, tf.math.log, 0.0, x)   # gradient [0, 0, 0.25]
+
+Which implementation runs (docs/design.md §4): the ops Safeops>SafeWhere / SafeWhereGrad (CPU
+or CUDA kernels) for float16, bfloat16, float32 and float64, eagerly and in tf.function; inside
+jit_compile=True (XLA, Keras' default where a GPU is visible) composite TensorFlow ops with the
+same values and exact zeros, which XLA fuses with their neighbours; tf.where for other dtypes.
+safeops.explain_paths shows it for a model or function.
 """
 
 import tensorflow as tf
