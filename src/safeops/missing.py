@@ -1,4 +1,9 @@
-"""safeops.fill_missing: replace missing entries with a gradient that is exactly zero there."""
+"""safeops.fill_missing: replace missing entries with a gradient that is exactly zero there.
+
+Which implementation runs (docs/design.md §4): the ops Safeops>FillMissing / FillMissingGrad
+(CPU or CUDA kernels) eagerly and in tf.function; inside jit_compile=True (XLA) composite
+TensorFlow ops with the same values and exact zeros, which XLA fuses with their neighbours.
+"""
 
 import tensorflow as tf
 
