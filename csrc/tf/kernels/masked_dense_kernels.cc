@@ -189,7 +189,7 @@ struct Dense<Gpu> {
     OP_REQUIRES_OK(ctx,
                    gpu_scratch(ctx, cuda::masked_dense_forward_workspace(args), &scratch, &ws));
     const int e =
-        cuda::masked_dense_forward(args, data(x), data(kernel), data(bias), data(y),
+        cuda::masked_dense_forward(args, data(x), data(kernel), nullptr, data(bias), data(y),
                                    z->NumElements() ? data(z) : nullptr, ws, gpu_stream(ctx));
     OP_REQUIRES_OK(ctx, gpu_status(e, "MaskedDense"));
   }
@@ -202,9 +202,9 @@ struct Dense<Gpu> {
     void* ws = nullptr;
     OP_REQUIRES_OK(ctx,
                    gpu_scratch(ctx, cuda::masked_dense_backward_workspace(args), &scratch, &ws));
-    const int e = cuda::masked_dense_backward(args, data(x), data(kernel),
-                                              saved.NumElements() ? data(saved) : nullptr, data(g),
-                                              data(dx), data(dw), data(db), ws, gpu_stream(ctx));
+    const int e = cuda::masked_dense_backward(
+        args, data(x), data(kernel), saved.NumElements() ? data(saved) : nullptr, data(g), data(dx),
+        data(dw), nullptr, data(db), ws, gpu_stream(ctx));
     OP_REQUIRES_OK(ctx, gpu_status(e, "MaskedDenseGrad"));
   }
 };
