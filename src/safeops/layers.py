@@ -55,8 +55,7 @@ class MaskedDense(keras.layers.Dense):
             keras.layers.Dense(1),
         ])
 
-    On a GPU, indicator=True runs composite TensorFlow ops (the fused CUDA kernel does not
-    take the indicator weights yet); see safeops.masked_dense.
+    indicator=True runs on every path of safeops.masked_dense, the fused CUDA kernel included.
     """
 
     def __init__(
