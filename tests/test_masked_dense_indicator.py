@@ -301,16 +301,22 @@ def test_graph_without_the_indicator_attribute_still_runs():
             del node.attr["indicator"]
             stripped += 1
     assert stripped == 1
+    run_old = _imported(graph_def, 1)
+    np.testing.assert_allclose(run_old(tf.constant(x))[0].numpy(), fn(x).numpy(), rtol=1e-6)
+
+
+def _imported(graph_def, n_outputs):
+    """graph_def imported as a function of its placeholder, returning its last n_outputs
+    Identity nodes."""
     inputs = [n.name for n in graph_def.node if n.op == "Placeholder"]
-    outputs = [n.name for n in graph_def.node if n.op == "Identity"][-1:]
+    outputs = [n.name for n in graph_def.node if n.op == "Identity"][-n_outputs:]
     imported = tf.compat.v1.wrap_function(
         lambda: tf.graph_util.import_graph_def(graph_def, name=""), []
     )
-    run_old = imported.prune(
+    return imported.prune(
         imported.graph.get_tensor_by_name(inputs[0] + ":0"),
-        imported.graph.get_tensor_by_name(outputs[0] + ":0"),
+        [imported.graph.get_tensor_by_name(o + ":0") for o in outputs],
     )
-    np.testing.assert_allclose(run_old(tf.constant(x)).numpy(), fn(x).numpy(), rtol=1e-6)
 
 
 def test_fused_graph_without_the_indicators_attribute_still_runs(monkeypatch):
@@ -335,16 +341,7 @@ def test_fused_graph_without_the_indicators_attribute_still_runs(monkeypatch):
             del node.attr["indicators"]
             stripped.append(node.op)
     assert sorted(stripped) == ["Safeops>MaskedDense", "Safeops>MaskedDenseGrad"]
-    inputs = [n.name for n in graph_def.node if n.op == "Placeholder"]
-    outputs = [n.name for n in graph_def.node if n.op == "Identity"][-2:]
-    imported = tf.compat.v1.wrap_function(
-        lambda: tf.graph_util.import_graph_def(graph_def, name=""), []
-    )
-    run_old = imported.prune(
-        imported.graph.get_tensor_by_name(inputs[0] + ":0"),
-        [imported.graph.get_tensor_by_name(o + ":0") for o in outputs],
-    )
-    for old, new in zip(run_old(tf.constant(x)), fn(x), strict=True):
+    for old, new in zip(_imported(graph_def, 2)(tf.constant(x)), fn(x), strict=True):
         np.testing.assert_array_equal(old.numpy(), new.numpy())
 
 
