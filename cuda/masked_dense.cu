@@ -5,6 +5,20 @@
 // per row on the way; its epilogue applies s, the bias and the activation and writes y (and z
 // for gelu/silu) with 16-byte stores. No workspace.
 //
+// Forward with indicator weights U: z = s * (xf @ W) + m @ U + b is the GEMM
+// [xf | m] @ [W; U] over 2K with s on the first half only. The block runs a second main loop
+// over the same x tiles, turned into m ? 1 : 0 on their way to shared memory, against U, and
+// accumulates onto the first; with renormalisation the accumulators of xf @ W are multiplied by
+// s in between (scale_rows, through shared memory: s is known only once the first loop has
+// counted the row's missing entries, and the wmma accumulator layout is unspecified). Why not
+// fold s into the operands instead: s * xf or m / s rounded to the dtype is an extra rounding
+// in float16 and bfloat16, the bound the tests hold the forward to has no room for it; and two
+// sets of accumulators would double the accumulator registers of the 128 x 128 tiles. The
+// cost is a second read of the x tile (from L2: it was read by the first loop) and, with
+// renormalisation, one round trip of the accumulators through shared memory. Without U the
+// kernel is the same template instantiation as before (kU = false): no extra code, registers
+// or shared memory.
+//
 // Backward: dz is computed once, by an elementwise pre-pass, rather than inside the two GEMMs'
 // operand loads. dz is an operand of both GEMMs (dx = s * (dz @ W^T) and dW = xf^T @ (s * dz)):
 // fused loads would read g and the saved tensor twice and evaluate act' (erf/exp for gelu and
@@ -29,11 +43,18 @@
 //   3. dx_kernel: GEMM ds @ W^T, epilogue m ? 0 : c 2^a acc (x re-read for m)
 //   4. dw_kernel: GEMM (2^a xf)^T @ ds per (row chunk, output tile) -> partials in workspace
 //   5. reduce_kernel: dW (times c) and db from their partials, chunks summed in a fixed order
+// With indicator weights U, dU = m^T @ dz = c * (m^T @ (dz / c)): step 2 also writes
+// du_op = dz / c when renormalising (otherwise ds is already dz / c, or g for linear), step 4
+// also runs dw_kernel with the A tiles turned into m ? 1 : 0 instead of 2^a xf against du_op
+// (same row chunks, partials beside dW's), and step 5 reduces dU's partials like dW's (times
+// c). dz / c never overflows (|dz| <= c |g|) and is rounded once, as ds is for dW; no float
+// atomics, the same fixed chunk order.
 // The row chunks depend on the shape only, so results are bit-identical run to run and GPU to
 // GPU of the same architecture; no float atomics anywhere.
 // Backward workspace (backward_layout, 256-byte aligned parts): s / (c 2^a) [rows] and 2^a
 // [rows] (renormalize only) in the accumulation type, ds [rows, N] in the dtype (absent when ds
-// is g), dW partials [dW chunks, K, N] and db partials [dz chunks, N] in the accumulation type.
+// is g), dW partials [dW chunks, K, N] and db partials [dz chunks, N] in the accumulation type;
+// with U also du_op [rows, N] in the dtype (renormalise only) and dU partials [dW chunks, K, N].
 // ds makes it about the size of g.
 #include <cuda_runtime.h>
 
@@ -42,6 +63,7 @@
 
 #include "masked_dense.h"
 #include "masked_dense_gemm.cuh"
+#include "static_switch.h"
 
 namespace safeops {
 namespace cuda {
@@ -115,14 +137,16 @@ template <class T>
 struct FwdParams {
   const T* x;
   const T* w;
+  const T* u;     // indicator weights, read when kU
   const T* bias;  // may be null
   T* y;
   T* z;  // written when the activation saves z
   int64 rows, K, N, tiles_n;
-  bool renormalize, nonfinite, vec_x, vec_w, vec_out;
+  bool renormalize, nonfinite, vec_x, vec_w, vec_u, vec_out;
 };
 
-template <class T, int BM, int BN, bool kTC, Activation kAct>
+// kU: z gains m @ U (see the top of this file).
+template <class T, int BM, int BN, bool kTC, Activation kAct, bool kU>
 __global__ void __launch_bounds__(kGemmThreads,
                                   (BlockGemm<T, BM, BN, true, false, kTC>::kMinBlocks))
     forward_kernel(const FwdParams<T> p) {
@@ -140,14 +164,24 @@ __global__ void __launch_bounds__(kGemmThreads,
   const typename G::Operand a{p.x, p.K, m0, p.rows, p.vec_x};
   const typename G::Operand b{p.w, p.N, n0, p.N, p.vec_w};
   G::template mainloop<md::MaskA::kCount>(mma, smem, a, b, 0, p.K, p.nonfinite, missing);
-  // Read after the epilogue's first barrier.
+  // Read after the next barrier (the epilogue's or scale_rows' first).
   if (p.renormalize) G::publish_row_missing(missing, row_missing);
+  if constexpr (kU) {
+    // acc = s * acc, then acc += m @ U: the epilogue's s is 1.
+    if (p.renormalize) {
+      G::scale_rows(mma, smem,
+                    [&](int r) { return md::renorm_scale<Acc>(p.K, p.K - row_missing[r]); });
+    }
+    const typename G::Operand u{p.u, p.N, n0, p.N, p.vec_u};
+    G::template mainloop<md::MaskA::kIndicator, true>(mma, smem, a, u, 0, p.K, p.nonfinite,
+                                                      missing);
+  }
 
   G::epilogue(mma, smem, [&](int r, int c, const Acc(&v)[kOV]) {
     const int64 row = m0 + r, col = n0 + c;
     if (row >= p.rows || col >= p.N) return;
     const int cnt = static_cast<int>(min(static_cast<int64>(kOV), p.N - col));
-    const Acc s = p.renormalize ? md::renorm_scale<Acc>(p.K, p.K - row_missing[r]) : Acc(1);
+    const Acc s = !kU && p.renormalize ? md::renorm_scale<Acc>(p.K, p.K - row_missing[r]) : Acc(1);
     T yv[kOV], zv[kOV];
 #pragma unroll
     for (int e = 0; e < kOV; ++e) {
@@ -163,11 +197,12 @@ __global__ void __launch_bounds__(kGemmThreads,
 }
 
 template <class T>
-int forward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* bias, T* y, T* z,
-                 cudaStream_t stream) {
+int forward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* u, const T* bias,
+                 T* y, T* z, cudaStream_t stream) {
   FwdParams<T> p{};
   p.x = x;
   p.w = w;
+  p.u = u;
   p.bias = bias;
   p.y = y;
   p.z = z;
@@ -178,17 +213,22 @@ int forward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* b
   p.nonfinite = args.missing == Missing::kNonFinite;
   p.vec_x = vec_ok(x, args.K);
   p.vec_w = vec_ok(w, args.N);
+  p.vec_u = u != nullptr && vec_ok(u, args.N);
   p.vec_out = vec_ok(y, args.N) && (z == nullptr || vec_ok(z, args.N));
   return dispatch_activation(args.activation, [&](auto act) {
     return with_tc<T>(args.allow_tf32, [&](auto tc) {
       return with_tiles<T, 128, 64>(out_tiles(args.dtype, args.N), [&](auto bm, auto bn) {
-        constexpr int BM = decltype(bm)::value, BN = decltype(bn)::value;
-        p.tiles_n = ceil_div(args.N, BN);
-        int grid = 0;
-        if (int e = launch_grid(ceil_div(args.rows, BM) * p.tiles_n, &grid)) return e;
-        forward_kernel<T, BM, BN, decltype(tc)::value, decltype(act)::value>
-            <<<grid, kGemmThreads, 0, stream>>>(p);
-        return launch_status();
+        return bool_switch(
+            [&](auto has_u) {
+              constexpr int BM = decltype(bm)::value, BN = decltype(bn)::value;
+              p.tiles_n = ceil_div(args.N, BN);
+              int grid = 0;
+              if (int e = launch_grid(ceil_div(args.rows, BM) * p.tiles_n, &grid)) return e;
+              forward_kernel<T, BM, BN, decltype(tc)::value, decltype(act)::value,
+                             decltype(has_u)::value><<<grid, kGemmThreads, 0, stream>>>(p);
+              return launch_status();
+            },
+            args.indicator && args.K > 0);
       });
     });
   });
@@ -235,7 +275,9 @@ struct BackwardLayout {
   DzShape dzs;       // pre-pass block shape
   int64 dw_tiles_n;  // dW output tiles along N (and dw_tiles in total)
   int64 dw_tiles;
-  std::size_t ds_scale, x_scale, ds, dw_partial, db_partial, total;  // byte offsets, size
+  bool du_op_is_ds;  // with U, without renormalisation: dU's operand dz / c is ds (or g)
+  // byte offsets, size (du_op and du_partial: with U only)
+  std::size_t ds_scale, x_scale, ds, du_op, dw_partial, du_partial, db_partial, total;
 };
 
 BackwardLayout backward_layout(const MaskedDenseArgs& a) {
@@ -243,6 +285,7 @@ BackwardLayout backward_layout(const MaskedDenseArgs& a) {
   const std::size_t acc = a.dtype == DType::kFloat64 ? 8 : 4;
   const std::size_t t = static_cast<std::size_t>(dtype_size(a.dtype));
   l.ds_is_g = a.activation == Activation::kLinear && !a.renormalize;
+  l.du_op_is_ds = !a.renormalize;
   if (a.rows <= 0 || a.N <= 0) return l;
   const TileShape wt = weight_tiles(a.dtype, a.K);
   l.dw_tiles_n = ceil_div(a.N, wt.bn);
@@ -258,8 +301,12 @@ BackwardLayout backward_layout(const MaskedDenseArgs& a) {
   off += per_row;
   l.ds = off;
   off += l.ds_is_g ? 0 : round_up(static_cast<std::size_t>(a.rows * a.N) * t);
+  l.du_op = off;
+  off += a.indicator && !l.du_op_is_ds ? round_up(static_cast<std::size_t>(a.rows * a.N) * t) : 0;
   l.dw_partial = off;
   off += round_up(static_cast<std::size_t>(l.dw.chunks * a.K * a.N) * acc);
+  l.du_partial = off;
+  off += a.indicator ? round_up(static_cast<std::size_t>(l.dw.chunks * a.K * a.N) * acc) : 0;
   l.db_partial = off;
   off += round_up(static_cast<std::size_t>(l.dz.chunks * a.N) * acc);
   l.total = off;
@@ -339,6 +386,7 @@ struct DzParams {
   const Acc* ds_scale;  // s / (c 2^a) per row; null without renormalisation: 1 / c
   Acc inv_c;
   T* ds;            // written when kWriteDs
+  T* du;            // dz / c, written when kWriteDu
   Acc* db_partial;  // [dz chunks, N]
   int64 rows, N, rows_per_chunk;
   int tcol, strips;
@@ -346,9 +394,10 @@ struct DzParams {
 };
 
 // ds = s / (c 2^a) * act'(saved) * g over one (row chunk, column strip), and the chunk's column
-// sums of dz. Threads (ty, tx): tx walks 16-byte column groups, ty rows; 4 rows are loaded
-// before any is used, to keep enough loads in flight.
-template <class T, Activation kAct, bool kWriteDs>
+// sums of dz; with kWriteDu also dz / c (dU's operand when renormalising). Threads (ty, tx): tx
+// walks 16-byte column groups, ty rows; 4 rows are loaded before any is used, to keep enough
+// loads in flight.
+template <class T, Activation kAct, bool kWriteDs, bool kWriteDu>
 __global__ void __launch_bounds__(kThreads) dz_kernel(const DzParams<T> p) {
   using Acc = typename Traits<T>::Acc;
   using V = Vec<T>;
@@ -385,7 +434,7 @@ __global__ void __launch_bounds__(kThreads) dz_kernel(const DzParams<T> p) {
       const int64 ru = r + u * trows;
       if (ru >= r_end || cnt == 0) break;
       const Acc s = p.ds_scale != nullptr ? p.ds_scale[ru] : p.inv_c;
-      T out[kV];
+      T out[kV], out_u[kV];
 #pragma unroll
       for (int e = 0; e < kV; ++e) {
         const Acc gz = Traits<T>::to_acc(bit_cast<T>(V::get(gv[u], e)));
@@ -393,8 +442,10 @@ __global__ void __launch_bounds__(kThreads) dz_kernel(const DzParams<T> p) {
         const Acc dz = activation_grad<kAct>(sz, gz);
         if (e < cnt) sum[e] += dz;
         out[e] = Traits<T>::from_acc(s * dz);
+        if constexpr (kWriteDu) out_u[e] = Traits<T>::from_acc(p.inv_c * dz);
       }
       if constexpr (kWriteDs) md::store_elems(p.ds + ru * p.N + col, out, cnt, p.vec);
+      if constexpr (kWriteDu) md::store_elems(p.du + ru * p.N + col, out_u, cnt, p.vec);
     }
   }
   const int width = p.tcol * kV;
@@ -469,8 +520,9 @@ struct DwParams {
   bool nonfinite, vec_x, vec_ds, vec_partial;
 };
 
-// Partial dW of one row chunk and output tile: (2^a xf[chunk])^T @ ds[chunk].
-template <class T, int BM, int BN, bool kTC>
+// Partial dW of one row chunk and output tile: (2^a xf[chunk])^T @ ds[chunk] (kMask kSelect),
+// or partial dU: m[chunk]^T @ (dz / c)[chunk] (kMask kIndicator, x_scale null, ds = dz / c).
+template <class T, int BM, int BN, bool kTC, md::MaskA kMask>
 __global__ void __launch_bounds__(kGemmThreads,
                                   (BlockGemm<T, BM, BN, false, false, kTC>::kMinBlocks))
     dw_kernel(const DwParams<T> p) {
@@ -487,7 +539,7 @@ __global__ void __launch_bounds__(kGemmThreads,
   int unused[G::LoaderA::kPer];
   const typename G::Operand a{p.x, p.K, m0, p.K, p.vec_x, p.x_scale};
   const typename G::Operand b{p.ds, p.N, n0, p.N, p.vec_ds};
-  G::template mainloop<md::MaskA::kSelect>(mma, smem, a, b, k0, k_end, p.nonfinite, unused);
+  G::template mainloop<kMask>(mma, smem, a, b, k0, k_end, p.nonfinite, unused);
 
   Acc* out = p.partial + chunk * p.K * p.N;
   G::epilogue(mma, smem, [&](int r, int c, const Acc(&v)[kOV]) {
@@ -505,34 +557,41 @@ template <class T>
 struct ReduceParams {
   using Acc = typename Traits<T>::Acc;
   const Acc* dw_partial;  // [dw_chunks, K * N]
+  const Acc* du_partial;  // [dw_chunks, K * N] (with du)
   const Acc* db_partial;  // [db_chunks, N]
   int64 dw_chunks, db_chunks, KN, N;
-  Acc c;  // derivative_bound: dW's factor
+  Acc c;  // derivative_bound: dW's and dU's factor
   T* dw;
+  T* du;  // null without indicator weights
   T* db;  // may be null
 };
 
-// dW[k, n] = c * sum over dW chunks, db[n] = sum over dz chunks, each in chunk order.
+// dW[k, n] = c * sum over dW chunks, dU likewise, db[n] = sum over dz chunks, each in chunk
+// order. Outputs are numbered dW, then dU (if any), then db.
 template <class T>
 __global__ void __launch_bounds__(kThreads) reduce_kernel(const ReduceParams<T> p) {
   using Acc = typename Traits<T>::Acc;
   const int64 KN = p.KN, N = p.N;
-  const int64 total = KN + (p.db != nullptr ? N : 0);
+  const int64 weights = p.du != nullptr ? 2 * KN : KN;
+  const int64 total = weights + (p.db != nullptr ? N : 0);
   for (int64 e = global_thread(); e < total; e += grid_threads()) {
     Acc s = Acc(0);
     if (e < KN) {
       for (int64 q = 0; q < p.dw_chunks; ++q) s += p.dw_partial[q * KN + e];
       p.dw[e] = Traits<T>::from_acc(p.c * s);
+    } else if (e < weights) {
+      for (int64 q = 0; q < p.dw_chunks; ++q) s += p.du_partial[q * KN + (e - KN)];
+      p.du[e - KN] = Traits<T>::from_acc(p.c * s);
     } else {
-      for (int64 q = 0; q < p.db_chunks; ++q) s += p.db_partial[q * N + (e - KN)];
-      p.db[e - KN] = Traits<T>::from_acc(s);
+      for (int64 q = 0; q < p.db_chunks; ++q) s += p.db_partial[q * N + (e - weights)];
+      p.db[e - weights] = Traits<T>::from_acc(s);
     }
   }
 }
 
 template <class T>
 int backward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* saved, const T* g,
-                  T* dx, T* dw, T* db, void* workspace, cudaStream_t stream) {
+                  T* dx, T* dw, T* du, T* db, void* workspace, cudaStream_t stream) {
   using Acc = typename Traits<T>::Acc;
   const BackwardLayout l = backward_layout(args);
   const int64 rows = args.rows, K = args.K, N = args.N;
@@ -562,16 +621,22 @@ int backward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* 
   // 2. ds = s / (c 2^a) * dz and db's partial sums
   T* ds_buf = l.ds_is_g ? nullptr : reinterpret_cast<T*>(ws + l.ds);
   const T* ds = l.ds_is_g ? g : ds_buf;
+  // dU's operand dz / c: ds itself without renormalisation
+  const bool with_u = du != nullptr;
+  T* du_buf = with_u && !l.du_op_is_ds ? reinterpret_cast<T*>(ws + l.du_op) : nullptr;
+  const T* du_op = du_buf != nullptr ? du_buf : ds;
   Acc* db_partial = reinterpret_cast<Acc*>(ws + l.db_partial);
   {
     const bool vec = vec_ok(g, N) && (saved == nullptr || vec_ok(saved, N)) &&
-                     (ds_buf == nullptr || vec_ok(ds_buf, N));
+                     (ds_buf == nullptr || vec_ok(ds_buf, N)) &&
+                     (du_buf == nullptr || vec_ok(du_buf, N));
     DzParams<T> p{};
     p.g = g;
     p.saved = saved;
     p.ds_scale = ds_scale;
     p.inv_c = Acc(1) / static_cast<Acc>(c);
     p.ds = ds_buf;
+    p.du = du_buf;
     p.db_partial = db_partial;
     p.rows = rows;
     p.N = N;
@@ -582,11 +647,16 @@ int backward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* 
     int grid = 0;
     if (int e = launch_grid(l.dz.chunks * l.dzs.strips, &grid)) return e;
     if (l.ds_is_g) {
-      dz_kernel<T, Activation::kLinear, false><<<grid, kThreads, 0, stream>>>(p);
+      dz_kernel<T, Activation::kLinear, false, false><<<grid, kThreads, 0, stream>>>(p);
     } else {
       dispatch_activation(args.activation, [&](auto act) {
-        dz_kernel<T, decltype(act)::value, true><<<grid, kThreads, 0, stream>>>(p);
-        return 0;
+        return bool_switch(
+            [&](auto write_du) {
+              dz_kernel<T, decltype(act)::value, true, decltype(write_du)::value>
+                  <<<grid, kThreads, 0, stream>>>(p);
+              return 0;
+            },
+            du_buf != nullptr);
       });
     }
     if (int e = launch_status()) return e;
@@ -620,39 +690,50 @@ int backward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* 
     });
     if (e) return e;
 
-    // 4. dW partials
+    // 4. dW partials, and dU's (the same GEMM with m for 2^a xf and dz / c for ds)
     Acc* dw_partial = reinterpret_cast<Acc*>(ws + l.dw_partial);
-    e = with_tc<T>(args.allow_tf32, [&](auto tc) {
-      return with_tiles<T, 64, 128>(weight_tiles(args.dtype, K), [&](auto bm, auto bn) {
-        constexpr int BM = decltype(bm)::value, BN = decltype(bn)::value;
-        DwParams<T> p{};
-        p.x = x;
-        p.x_scale = x_scale;
-        p.ds = ds;
-        p.partial = dw_partial;
-        p.rows = rows;
-        p.K = K;
-        p.N = N;
-        p.tiles_n = l.dw_tiles_n;
-        p.tiles = l.dw_tiles;
-        p.rows_per_chunk = l.dw.rows_per_chunk;
-        p.nonfinite = nonfinite;
-        p.vec_x = vec_ok(x, K);
-        p.vec_ds = vec_ok(ds, N);
-        p.vec_partial = aligned(dw_partial, 16) && (N * sizeof(Acc)) % 16 == 0;
-        static_assert(BM > 0 && BN > 0, "tile");
-        int grid = 0;
-        if (int err = launch_grid(l.dw.chunks * l.dw_tiles, &grid)) return err;
-        dw_kernel<T, BM, BN, decltype(tc)::value><<<grid, kGemmThreads, 0, stream>>>(p);
-        return launch_status();
+    Acc* du_partial = reinterpret_cast<Acc*>(ws + l.du_partial);
+    auto weight_grad = [&](auto mask, const Acc* k_scale, const T* b_op, Acc* partial) {
+      return with_tc<T>(args.allow_tf32, [&](auto tc) {
+        return with_tiles<T, 64, 128>(weight_tiles(args.dtype, K), [&](auto bm, auto bn) {
+          constexpr int BM = decltype(bm)::value, BN = decltype(bn)::value;
+          DwParams<T> p{};
+          p.x = x;
+          p.x_scale = k_scale;
+          p.ds = b_op;
+          p.partial = partial;
+          p.rows = rows;
+          p.K = K;
+          p.N = N;
+          p.tiles_n = l.dw_tiles_n;
+          p.tiles = l.dw_tiles;
+          p.rows_per_chunk = l.dw.rows_per_chunk;
+          p.nonfinite = nonfinite;
+          p.vec_x = vec_ok(x, K);
+          p.vec_ds = vec_ok(b_op, N);
+          p.vec_partial = aligned(partial, 16) && (N * sizeof(Acc)) % 16 == 0;
+          static_assert(BM > 0 && BN > 0, "tile");
+          int grid = 0;
+          if (int err = launch_grid(l.dw.chunks * l.dw_tiles, &grid)) return err;
+          dw_kernel<T, BM, BN, decltype(tc)::value, decltype(mask)::value>
+              <<<grid, kGemmThreads, 0, stream>>>(p);
+          return launch_status();
+        });
       });
-    });
+    };
+    using Mask = md::MaskA;
+    e = weight_grad(std::integral_constant<Mask, Mask::kSelect>{}, x_scale, ds, dw_partial);
     if (e) return e;
+    if (with_u) {
+      e = weight_grad(std::integral_constant<Mask, Mask::kIndicator>{}, nullptr, du_op, du_partial);
+      if (e) return e;
+    }
   }
 
   // 5. dW and db
   ReduceParams<T> p{};
   p.dw_partial = reinterpret_cast<const Acc*>(ws + l.dw_partial);
+  p.du_partial = reinterpret_cast<const Acc*>(ws + l.du_partial);
   p.db_partial = db_partial;
   p.dw_chunks = l.dw.chunks;
   p.db_chunks = l.dz.chunks;
@@ -660,22 +741,29 @@ int backward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* 
   p.N = N;
   p.c = static_cast<Acc>(c);
   p.dw = dw;
+  p.du = du;
   p.db = db;
-  const int64 outputs = K * N + (db != nullptr ? N : 0);
+  const int64 outputs = K * N * (with_u ? 2 : 1) + (db != nullptr ? N : 0);
   reduce_kernel<T><<<grid_for(outputs), kThreads, 0, stream>>>(p);
   return launch_status();
 }
 
 bool valid(const MaskedDenseArgs& a) { return a.rows >= 0 && a.K >= 0 && a.N >= 0; }
 
+// U (forward) or dU (backward) is given exactly when args.indicator says so (an empty one,
+// K * N = 0, may be null).
+bool indicator_ok(const MaskedDenseArgs& a, const void* u) {
+  return a.indicator ? (u != nullptr || a.K * a.N == 0) : u == nullptr;
+}
+
 }  // namespace
 
 std::size_t masked_dense_forward_workspace(const MaskedDenseArgs&) { return 0; }
 
-int masked_dense_forward(const MaskedDenseArgs& args, const void* x, const void* w,
+int masked_dense_forward(const MaskedDenseArgs& args, const void* x, const void* w, const void* u,
                          const void* bias, void* y, void* z, void* workspace, void* stream) {
   (void)workspace;
-  if (!valid(args)) return static_cast<int>(cudaErrorInvalidValue);
+  if (!valid(args) || !indicator_ok(args, u)) return static_cast<int>(cudaErrorInvalidValue);
   if (args.rows == 0 || args.N == 0) return 0;
   if (saved_for(args.activation) == Saved::kPreActivation && z == nullptr) {
     return static_cast<int>(cudaErrorInvalidValue);
@@ -683,6 +771,7 @@ int masked_dense_forward(const MaskedDenseArgs& args, const void* x, const void*
   return dispatch_float(args.dtype, [&](auto tag) {
     using T = decltype(tag);
     return forward_impl<T>(args, static_cast<const T*>(x), static_cast<const T*>(w),
+                           args.indicator ? static_cast<const T*>(u) : nullptr,
                            static_cast<const T*>(bias), static_cast<T*>(y), static_cast<T*>(z),
                            as_stream(stream));
   });
@@ -693,14 +782,16 @@ std::size_t masked_dense_backward_workspace(const MaskedDenseArgs& args) {
 }
 
 int masked_dense_backward(const MaskedDenseArgs& args, const void* x, const void* w,
-                          const void* saved, const void* g, void* dx, void* dw, void* db,
+                          const void* saved, const void* g, void* dx, void* dw, void* du, void* db,
                           void* workspace, void* stream) {
-  if (!valid(args)) return static_cast<int>(cudaErrorInvalidValue);
+  if (!valid(args) || !indicator_ok(args, du)) return static_cast<int>(cudaErrorInvalidValue);
   const cudaStream_t s = as_stream(stream);
   const std::size_t t = static_cast<std::size_t>(dtype_size(args.dtype));
   if (args.rows == 0 || args.N == 0) {  // nothing flows back: zero gradients
-    if (args.K * args.N > 0)
+    if (args.K * args.N > 0) {
       cudaMemsetAsync(dw, 0, static_cast<std::size_t>(args.K * args.N) * t, s);
+      if (du != nullptr) cudaMemsetAsync(du, 0, static_cast<std::size_t>(args.K * args.N) * t, s);
+    }
     if (db != nullptr && args.N > 0)
       cudaMemsetAsync(db, 0, static_cast<std::size_t>(args.N) * t, s);
     if (args.rows * args.K > 0) {
@@ -715,8 +806,9 @@ int masked_dense_backward(const MaskedDenseArgs& args, const void* x, const void
     using T = decltype(tag);
     return backward_impl<T>(args, static_cast<const T*>(x), static_cast<const T*>(w),
                             static_cast<const T*>(saved), static_cast<const T*>(g),
-                            static_cast<T*>(dx), static_cast<T*>(dw), static_cast<T*>(db),
-                            workspace, s);
+                            static_cast<T*>(dx), static_cast<T*>(dw),
+                            args.indicator && args.K * args.N > 0 ? static_cast<T*>(du) : nullptr,
+                            static_cast<T*>(db), workspace, s);
   });
 }
 

@@ -9,6 +9,13 @@
 // sees 16 bytes' worth of consecutive output columns per call, so that the output stores are
 // 16-byte vectors.
 //
+// Indicator weights (masked_dense's U): the A tile can also be turned into the missing-value
+// indicator m ? 1 : 0 on its way to shared memory (MaskA::kIndicator), so that m @ U and
+// m^T @ dz are GEMMs over x itself, with no [rows, K] mask written anywhere. A second main loop
+// can accumulate onto the first (kAccumulate), and scale_rows multiplies the accumulators of
+// each row of C by a factor between the two (through shared memory, the way the epilogue reads
+// them: the wmma accumulator layout is unspecified).
+//
 // Each operand tile is copied to shared memory as it lies in global memory: "k-contiguous"
 // (A as [M][K] rows, wmma row_major; B as W^T = [N][K] rows, wmma col_major) or
 // "outer-contiguous" (A as x^T: [K][M]; B as [K][N]). The same loader serves every case.
@@ -117,6 +124,18 @@ struct TileLoader {
     }
     v[j] = V::pack(b);
     return n;
+  }
+
+  // Replaces vector j by the indicator of its missing entries: 1 where missing, +0 elsewhere
+  // (zeros outside the matrix are not missing).
+  __device__ void indicator(int j, bool nonfinite) {
+    const Bits<T> one = bit_cast<Bits<T>>(Traits<T>::from_acc(typename Traits<T>::Acc(1)));
+    Bits<T> b[V::N];
+#pragma unroll
+    for (int i = 0; i < V::N; ++i) {
+      b[i] = missing_bits<T>(V::get(v[j], i), nonfinite) ? one : Bits<T>(0);
+    }
+    v[j] = V::pack(b);
   }
 
   // Multiplies the elements of vector j by f, a power of two that keeps them finite (the
@@ -288,18 +307,30 @@ struct WmmaMma {
     return r / (16 * kFP) * G::WM + (pass * kFP) * 16 + r % (16 * kFP);
   }
 
-  __device__ void stage(float* st, int ldst, int pass) const {
+  // Calls f(fragment, its offset in the staging buffer) for the fragments of pass `pass`.
+  template <class Frags, class F>
+  __device__ static void each_in_pass(Frags& acc, int ldst, int pass, F&& f) {
     const int wm = (threadIdx.x / 32) / G::kWarpsN, n0 = warp_n();
 #pragma unroll
     for (int i = 0; i < G::FM; ++i) {
       if (i / kFP != pass) continue;
       const int r = (wm * kFP + i % kFP) * 16;
 #pragma unroll
-      for (int j = 0; j < G::FN; ++j) {
-        nvcuda::wmma::store_matrix_sync(st + r * ldst + n0 + 16 * j, acc[i][j], ldst,
-                                        nvcuda::wmma::mem_row_major);
-      }
+      for (int j = 0; j < G::FN; ++j) f(acc[i][j], r * ldst + n0 + 16 * j);
     }
+  }
+
+  __device__ void stage(float* st, int ldst, int pass) const {
+    each_in_pass(acc, ldst, pass, [&](const FragC& f, int off) {
+      nvcuda::wmma::store_matrix_sync(st + off, f, ldst, nvcuda::wmma::mem_row_major);
+    });
+  }
+
+  // The inverse of stage: the accumulators of pass `pass` from st.
+  __device__ void reload(const float* st, int ldst, int pass) {
+    each_in_pass(acc, ldst, pass, [&](FragC& f, int off) {
+      nvcuda::wmma::load_matrix_sync(f, st + off, ldst, nvcuda::wmma::mem_row_major);
+    });
   }
 };
 
@@ -350,6 +381,18 @@ struct SimtMma {
       for (int j = 0; j < TN; ++j) st[r * ldst + tx + 16 * j] = acc[i][j];
     }
   }
+
+  // The inverse of stage.
+  __device__ void reload(const Acc* st, int ldst, int pass) {
+    const int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
+#pragma unroll
+    for (int i = 0; i < TM; ++i) {
+      const int r = ty + 16 * i - pass * kEpiRows;
+      if (r < 0 || r >= kEpiRows) continue;
+#pragma unroll
+      for (int j = 0; j < TN; ++j) acc[i][j] = st[r * ldst + tx + 16 * j];
+    }
+  }
 };
 
 // ---------------------------------------------------------------------------------------
@@ -357,9 +400,10 @@ struct SimtMma {
 
 // How the A tile is treated on its way to shared memory.
 enum class MaskA : int {
-  kNone = 0,    // plain copy
-  kSelect = 1,  // missing entries -> 0
-  kCount = 2,   // missing entries -> 0, and per-row counts of them (A must be k-contiguous)
+  kNone = 0,       // plain copy
+  kSelect = 1,     // missing entries -> 0
+  kCount = 2,      // missing entries -> 0, and per-row counts of them (A must be k-contiguous)
+  kIndicator = 3,  // every entry -> (missing ? 1 : 0)
 };
 
 // kTC: use tensor cores where the architecture has them for T (float16 from sm_70, bfloat16
@@ -412,15 +456,16 @@ struct BlockGemm {
     const Acc* k_scale = nullptr;
   };
 
-  // acc = A[o-range of a, k0:k_end] @ B[k0:k_end, o-range of b]. With MaskA::kCount, missing[j]
-  // gets the number of missing entries met by the thread's A vector j (same row every step).
-  template <MaskA kMask>
+  // acc = A[o-range of a, k0:k_end] @ B[k0:k_end, o-range of b], or acc += that with
+  // kAccumulate (after a barrier that frees shared memory). With MaskA::kCount, missing[j] gets
+  // the number of missing entries met by the thread's A vector j (same row every step).
+  template <MaskA kMask, bool kAccumulate = false>
   __device__ static void mainloop(Mma& mma, unsigned char* smem, const Operand& a, const Operand& b,
                                   int64 k0, int64 k_end, bool nonfinite,
                                   int (&missing)[LoaderA::kPer]) {
     LoaderA la;
     LoaderB lb;
-    mma.zero();
+    if constexpr (!kAccumulate) mma.zero();
 #pragma unroll
     for (int j = 0; j < LoaderA::kPer; ++j) missing[j] = 0;
     const int64 steps = k_end > k0 ? (k_end - k0 + BK - 1) / BK : 0;
@@ -432,7 +477,10 @@ struct BlockGemm {
       TB::load(lb, b.p, b.ld, b.o0, b.o_end, k, k_end, b.vec);
     };
     auto put = [&](int stage) {
-      if constexpr (kMask != MaskA::kNone) {
+      if constexpr (kMask == MaskA::kIndicator) {
+#pragma unroll
+        for (int j = 0; j < LoaderA::kPer; ++j) la.indicator(j, nonfinite);
+      } else if constexpr (kMask != MaskA::kNone) {
 #pragma unroll
         for (int j = 0; j < LoaderA::kPer; ++j) missing[j] += la.mask(j, nonfinite);
       }
@@ -476,6 +524,27 @@ struct BlockGemm {
 #pragma unroll
       for (int off = 1; off < kVpr; off <<= 1) c += __shfl_xor_sync(0xffffffffu, c, off);
       if (LoaderA::col_of(j) == 0) row_missing[LoaderA::row_of(j)] = c;
+    }
+  }
+
+  // Multiplies row r of the accumulators by f(r) (f: tile row -> Acc), through shared memory
+  // one epilogue pass at a time (in the accumulation type: one rounding, as the epilogue's
+  // product would be). Must follow mainloop; ends with a barrier, so that another mainloop or
+  // the epilogue can reuse the shared memory.
+  template <class F>
+  __device__ static void scale_rows(Mma& mma, unsigned char* smem, F&& f) {
+    Acc* st = reinterpret_cast<Acc*>(smem);
+#pragma unroll
+    for (int pass = 0; pass < BM / kEpiRows; ++pass) {
+      mma.stage(st, kLdE, pass);
+      __syncthreads();
+      for (int e = threadIdx.x; e < kEpiRows * BN; e += kGemmThreads) {
+        const int r = e / BN, c = e % BN;
+        st[r * kLdE + c] *= f(Mma::tile_row(pass, r));
+      }
+      __syncthreads();
+      mma.reload(st, kLdE, pass);
+      __syncthreads();
     }
   }
 

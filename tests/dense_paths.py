@@ -49,7 +49,7 @@ def run(path, x, w, b, act, renormalize, missing, upstream, dtype, raw=False):
         if path == "fused":
             bias = bt if bt is not None else tf.zeros([wt.shape[1]], dtype)
             y, _ = ops.safeops_masked_dense(
-                xt, wt, bias, activation=act, renormalize=renormalize, missing=missing
+                xt, wt, bias, [], activation=act, renormalize=renormalize, missing=missing
             )
             return y
         return safeops.masked_dense(

@@ -40,7 +40,7 @@ def _attr(op):
 def test_ops_attribute_and_shape_functions(act):
     with tf.Graph().as_default():
         x, w, b = tf.zeros([3, 2]), tf.zeros([2, 4]), tf.zeros([4])
-        y, z = ops.safeops_masked_dense(x, w, b, activation=act)
+        y, z = ops.safeops_masked_dense(x, w, b, [], activation=act)
         grads = ops.safeops_masked_dense_grad(x, w, z, y, activation=act)
         out, pre = ops.safeops_masked_dense_output(y, b, activation=act)
         dz, _ = ops.safeops_masked_dense_output_grad(pre, out, activation=act)
@@ -55,7 +55,7 @@ def test_ops_attribute_and_shape_functions(act):
 def test_kernels_output_the_pre_activation_where_the_table_says(act):
     x = tf.constant([[1.0, float("nan")], [0.5, 2.0], [-1.0, 3.0]])
     w, b = tf.ones([2, 4]), tf.zeros([4])
-    _, z = ops.safeops_masked_dense(x, w, b, activation=act)
+    _, z = ops.safeops_masked_dense(x, w, b, [], activation=act)
     _, pre = ops.safeops_masked_dense_output(tf.matmul(tf.zeros_like(x), w), b, activation=act)
     expected = (3, 4) if act in SAVES_Z else (0,)
     assert tuple(z.shape) == expected

@@ -234,7 +234,7 @@ def test_more_than_2_to_the_24_elements():
         with tf.GradientTape() as tape:
             tape.watch(xt)
             if path == "fused":
-                y, _ = ops.safeops_masked_dense(xt, wt, bt, activation="relu", renormalize=True)
+                y, _ = ops.safeops_masked_dense(xt, wt, bt, [], activation="relu", renormalize=True)
             else:
                 y = safeops.masked_dense(xt, wt, bt, activation="relu", renormalize=True)
         dx = tape.gradient(y, xt).numpy()

@@ -72,7 +72,7 @@ def test_graph_with_unknown_shapes_composite(x, w, b, words):
 )
 def test_fused_op_kernel_errors_with_unknown_shapes(x, w, b, words):
     f = tf.function(
-        lambda x, w, b: ops.safeops_masked_dense(x, w, b)[0],
+        lambda x, w, b: ops.safeops_masked_dense(x, w, b, [])[0],
         input_signature=[_unknown(None), _unknown(None), _unknown(None)],
     )
     with pytest.raises(tf.errors.InvalidArgumentError) as info:

@@ -2,9 +2,10 @@
 z = s * (xf @ W) + m @ U + b, dU = m^T @ dz, on every path.
 
 Paths: "cpu" is what masked_dense runs on a CPU (the row prologue op writing [xs, m] and one
-TensorFlow MatMul with [W; U]); "gpu" is what it runs when the op is placed on a GPU, until the
-fused CUDA kernel takes U: composite TensorFlow ops (the GPU decision is injected here, so the
-same ops run on the CPU); "xla" is masked_dense under tf.function(jit_compile=True).
+TensorFlow MatMul with [W; U]); "gpu" is what it runs when the op is placed on a GPU: the fused
+op Safeops>MaskedDense with indicators = 1 and its registered gradient (the GPU decision is
+injected here, so the op's CPU kernel runs: what a GPU-traced graph runs on a CPU; the CUDA
+kernels are tested in tests/gpu); "xla" is masked_dense under tf.function(jit_compile=True).
 """
 
 import numpy as np
@@ -196,12 +197,10 @@ def test_x_gradient_numerically_at_observed_entries():
     np.testing.assert_allclose(theoretical[0], numerical[0], rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("path", ["cpu", "gpu"])
-def test_second_order_through_the_prologue(path, monkeypatch):
+def test_second_order_through_the_prologue():
     """d/d(upstream) of sum(dx * c) for a linear layer: (m ? 0 : s * c) @ W (the prologue
-    gradient's own gradient, with the indicator half of its input unused)."""
-    if path == "gpu":
-        monkeypatch.setattr(safeops.dense, "_runs_on_gpu", lambda: True)
+    gradient's own gradient, with the indicator half of its input unused). The CPU path only:
+    the fused op's gradient op has no gradient registered, with or without U."""
     rng = np.random.default_rng(29)
     x, w, _ = make_inputs(rng, (6, 4), 3)
     u, c, g = rng.normal(size=w.shape), rng.normal(size=x.shape), rng.normal(size=(6, 3))
@@ -261,8 +260,8 @@ def _op_types(fn, *args):
 
 
 def test_path_selection(monkeypatch):
-    """CPU: the prologue op with indicator=True and TF's MatMul; GPU, with U: no safeops op at
-    all (composite TF ops, which have GPU kernels); GPU, without U: the fused op."""
+    """CPU: the prologue op with indicator=True and TF's MatMul; GPU: the fused op, with
+    indicators = 1 when there is a U (and its gradient op likewise)."""
     x = tf.constant([[1.0, np.nan], [0.5, 2.0]])
     w = u = tf.ones((2, 3))
     with_u = _op_types(lambda a: safeops.masked_dense(a, w, None, "relu", indicator_kernel=u), x)
@@ -275,10 +274,22 @@ def test_path_selection(monkeypatch):
     ]
     assert [op.get_attr("indicator") for op in prologue] == [True]
     monkeypatch.setattr(safeops.dense, "_runs_on_gpu", lambda: True)
-    gpu_u = _op_types(lambda a: safeops.masked_dense(a, w, None, "relu", indicator_kernel=u), x)
-    assert not any(t.startswith("Safeops>") for t in gpu_u) and "MatMul" in gpu_u
-    gpu_plain = _op_types(lambda a: safeops.masked_dense(a, w, None, "relu"), x)
-    assert "Safeops>MaskedDense" in gpu_plain
+
+    def fused_ops(fn):
+        def step(a):
+            with tf.GradientTape() as tape:
+                tape.watch(a)
+                y = fn(a)
+            return tape.gradient(y, a)
+
+        graph = tf.function(step).get_concrete_function(x).graph
+        ops = [op for op in graph.get_operations() if op.type.startswith("Safeops>MaskedDense")]
+        return {(op.type, op.get_attr("indicators")) for op in ops}
+
+    gpu_u = fused_ops(lambda a: safeops.masked_dense(a, w, None, "relu", indicator_kernel=u))
+    assert gpu_u == {("Safeops>MaskedDense", 1), ("Safeops>MaskedDenseGrad", 1)}
+    gpu_plain = fused_ops(lambda a: safeops.masked_dense(a, w, None, "relu"))
+    assert gpu_plain == {("Safeops>MaskedDense", 0), ("Safeops>MaskedDenseGrad", 0)}
 
 
 def test_graph_without_the_indicator_attribute_still_runs():
@@ -294,16 +305,48 @@ def test_graph_without_the_indicator_attribute_still_runs():
             del node.attr["indicator"]
             stripped += 1
     assert stripped == 1
+    run_old = _imported(graph_def, 1)
+    np.testing.assert_allclose(run_old(tf.constant(x))[0].numpy(), fn(x).numpy(), rtol=1e-6)
+
+
+def _imported(graph_def, n_outputs):
+    """graph_def imported as a function of its placeholder, returning its last n_outputs
+    Identity nodes."""
     inputs = [n.name for n in graph_def.node if n.op == "Placeholder"]
-    outputs = [n.name for n in graph_def.node if n.op == "Identity"][-1:]
+    outputs = [n.name for n in graph_def.node if n.op == "Identity"][-n_outputs:]
     imported = tf.compat.v1.wrap_function(
         lambda: tf.graph_util.import_graph_def(graph_def, name=""), []
     )
-    run_old = imported.prune(
+    return imported.prune(
         imported.graph.get_tensor_by_name(inputs[0] + ":0"),
-        imported.graph.get_tensor_by_name(outputs[0] + ":0"),
+        [imported.graph.get_tensor_by_name(o + ":0") for o in outputs],
     )
-    np.testing.assert_allclose(run_old(tf.constant(x)).numpy(), fn(x).numpy(), rtol=1e-6)
+
+
+def test_fused_graph_without_the_indicators_attribute_still_runs(monkeypatch):
+    """A graph written before the fused op took indicator weights (MaskedDense and
+    MaskedDenseGrad nodes without "indicators": three inputs, three gradient outputs) imports
+    with the default (0) and computes what it did, gradients included."""
+    monkeypatch.setattr(safeops.dense, "_runs_on_gpu", lambda: True)
+    x = np.array([[1.0, np.nan, 3.0], [np.nan, 2.0, 0.5]], np.float32)
+    w = tf.constant(np.arange(6, dtype=np.float32).reshape(3, 2))
+
+    def step(a):
+        with tf.GradientTape() as tape:
+            tape.watch(w)
+            y = safeops.masked_dense(a, w, None, "gelu", True)
+        return tf.identity(y), tf.identity(tape.gradient(y, w))
+
+    fn = tf.function(step)
+    graph_def = fn.get_concrete_function(tf.TensorSpec([None, 3], tf.float32)).graph.as_graph_def()
+    stripped = []
+    for node in graph_def.node:
+        if node.op.startswith("Safeops>MaskedDense") and "indicators" in node.attr:
+            del node.attr["indicators"]
+            stripped.append(node.op)
+    assert sorted(stripped) == ["Safeops>MaskedDense", "Safeops>MaskedDenseGrad"]
+    for old, new in zip(_imported(graph_def, 2)(tf.constant(x)), fn(x), strict=True):
+        np.testing.assert_array_equal(old.numpy(), new.numpy())
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ class EveryOp(tf.Module):
         filled = safeops.fill_missing(x, self.fill)
         logs = safeops.safe_where(filled > 0, tf.math.log, 0.0, filled)
         h = safeops.masked_dense(x, self.w, self.b, activation="gelu", renormalize=True)
-        fused, _ = ops.safeops_masked_dense(x, self.w, self.b, activation="tanh")
+        fused, _ = ops.safeops_masked_dense(x, self.w, self.b, [], activation="tanh")
         return tf.reduce_sum(logs, axis=-1, keepdims=True) + h + fused
 
     @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float64)])

@@ -112,6 +112,47 @@ MUTATIONS = (
         why="the prologue writes s * x at a missing entry instead of selecting +0: NaN reaches "
         "the GEMM",
     ),
+    # Indicator weights U (m @ U in the forward, dU = m^T @ dz in the backward).
+    Mutation(
+        "indicator_term_scaled_by_s",
+        "masked_dense.cu",
+        old="""    if (p.renormalize) {
+      G::scale_rows(mma, smem,
+                    [&](int r) { return md::renorm_scale<Acc>(p.K, p.K - row_missing[r]); });
+    }
+    const typename G::Operand u{p.u, p.N, n0, p.N, p.vec_u};
+    G::template mainloop<md::MaskA::kIndicator, true>(mma, smem, a, u, 0, p.K, p.nonfinite,
+                                                      missing);
+""",
+        new="""    const typename G::Operand u{p.u, p.N, n0, p.N, p.vec_u};
+    G::template mainloop<md::MaskA::kIndicator, true>(mma, smem, a, u, 0, p.K, p.nonfinite,
+                                                      missing);
+    if (p.renormalize) {
+      G::scale_rows(mma, smem,
+                    [&](int r) { return md::renorm_scale<Acc>(p.K, p.K - row_missing[r]); });
+    }
+""",
+        tests=("test_masked_dense_indicator_gpu.py", "-k", "matches_reference and renorm"),
+        why="the forward multiplies the accumulators by s after m @ U was added, not before: "
+        "the indicator term is scaled by s too",
+    ),
+    Mutation(
+        "du_reduces_dw_partials",
+        "masked_dense.cu",
+        old="s += p.du_partial[q * KN + (e - KN)];",
+        new="s += p.dw_partial[q * KN + (e - KN)];",
+        tests=("test_masked_dense_indicator_gpu.py", "-k", "matches_reference"),
+        why="dU is reduced from dW's partial sums (a wrong workspace offset)",
+    ),
+    Mutation(
+        "indicator_ignores_nonfinite",
+        "masked_dense_gemm.cuh",
+        old="b[i] = missing_bits<T>(V::get(v[j], i), nonfinite) ? one : Bits<T>(0);",
+        new="b[i] = missing_bits<T>(V::get(v[j], i), false) ? one : Bits<T>(0);",
+        tests=("test_masked_dense_indicator_gpu.py", "-k", "nonfinite"),
+        why="the indicator tile tests NaN only: under missing='nonfinite' an Inf is masked "
+        "out of xf @ W but never reaches U or dU",
+    ),
 )
 
 

@@ -194,29 +194,47 @@ const Acc<T>* weights_as_acc(const MaskedDenseCpuArgs& a, const void* w, Acc<T>*
   }
 }
 
+// The GEMMs' inner length: K, or 2K with indicator weights (xs = [m ? 0 : s x, m ? 1 : 0]
+// against [W; U], one GEMM; its transpose gives [dW; dU] in one GEMM too).
+int64 inner(const MaskedDenseCpuArgs& a) { return a.indicator ? 2 * a.K : a.K; }
+
+// [W; U] in the accumulation type: W itself for float and double without U, else a converted
+// or stacked copy (`stacked`, from the workspace).
+template <class T>
+const Acc<T>* stacked_weights(const MaskedDenseCpuArgs& a, const void* w, const void* u,
+                              Acc<T>* stacked) {
+  if (!a.indicator) return weights_as_acc<T>(a, w, stacked);
+  const int64 kn = a.K * a.N;
+  const T* wt = static_cast<const T*>(w);
+  const T* ut = static_cast<const T*>(u);
+  for (int64 i = 0; i < kn; ++i) stacked[i] = Traits<T>::to_acc(wt[i]);
+  for (int64 i = 0; i < kn; ++i) stacked[kn + i] = Traits<T>::to_acc(ut[i]);
+  return stacked;
+}
+
 template <class T>
 struct ForwardScratch {
-  Acc<T>* xs;     // [rows, K] the prologue's output
-  Acc<T>* mm;     // [rows, N] xs @ W
-  Acc<T>* acc_w;  // [K, N] W converted (half types only)
+  Acc<T>* xs;     // [rows, inner] the prologue's output
+  Acc<T>* mm;     // [rows, N] xs @ [W; U]
+  Acc<T>* acc_w;  // [inner, N] [W; U] converted (half types, or with U)
   ForwardScratch(const MaskedDenseCpuArgs& a, Carver& c)
-      : xs(c.take<Acc<T>>(a.rows * a.K)),
+      : xs(c.take<Acc<T>>(a.rows * inner(a))),
         mm(c.take<Acc<T>>(a.rows * a.N)),
-        acc_w(kTIsAcc<T> ? nullptr : c.take<Acc<T>>(a.K * a.N)) {}
+        acc_w(kTIsAcc<T> && !a.indicator ? nullptr : c.take<Acc<T>>(inner(a) * a.N)) {}
 };
 
 template <class T>
 struct BackwardScratch {
-  Acc<T>* xs;      // [rows, K] the prologue's output
+  Acc<T>* xs;      // [rows, inner] the prologue's output
   Acc<T>* dz;      // [rows, N]
   Acc<T>* dxs;     // [rows, K] dz @ W^T
-  Acc<T>* acc_dw;  // [K, N] xs^T @ dz before its rounding (half types only)
+  Acc<T>* acc_dw;  // [inner, N] xs^T @ dz = [dW; dU] before rounding (half types, or with U)
   Acc<T>* acc_w;   // [K, N] W converted (half types only)
   BackwardScratch(const MaskedDenseCpuArgs& a, Carver& c)
-      : xs(c.take<Acc<T>>(a.rows * a.K)),
+      : xs(c.take<Acc<T>>(a.rows * inner(a))),
         dz(c.take<Acc<T>>(a.rows * a.N)),
         dxs(c.take<Acc<T>>(a.rows * a.K)),
-        acc_dw(kTIsAcc<T> ? nullptr : c.take<Acc<T>>(a.K * a.N)),
+        acc_dw(kTIsAcc<T> && !a.indicator ? nullptr : c.take<Acc<T>>(inner(a) * a.N)),
         acc_w(kTIsAcc<T> ? nullptr : c.take<Acc<T>>(a.K * a.N)) {}
 };
 
@@ -363,40 +381,49 @@ std::size_t masked_dense_backward_workspace_cpu(const MaskedDenseCpuArgs& args) 
 }
 
 void masked_dense_forward_cpu(const MaskedDenseCpuArgs& a, const void* x, const void* w,
-                              const void* bias, void* y, void* z, void* workspace,
+                              const void* u, const void* bias, void* y, void* z, void* workspace,
                               const CpuRunner& runner, const CpuGemm& gemm) {
   if (a.rows == 0 || a.N == 0) return;
   dispatch_float(a.dtype, [&](auto tag) {
     using T = decltype(tag);
     Carver c(workspace);
     const ForwardScratch<T> s(a, c);
-    masked_input_forward_cpu(a.dtype, a.missing, a.renormalize, a.rows, a.K, x, s.xs, true, runner);
-    gemm_or_zero(gemm, false, false, a.rows, a.N, a.K, s.xs, weights_as_acc<T>(a, w, s.acc_w),
-                 s.mm);
+    masked_input_forward_cpu(a.dtype, a.missing, a.renormalize, a.rows, a.K, x, s.xs, true, runner,
+                             a.indicator);
+    gemm_or_zero(gemm, false, false, a.rows, a.N, inner(a), s.xs,
+                 stacked_weights<T>(a, w, u, s.acc_w), s.mm);
     bias_activation_cpu(a.dtype, a.activation, a.rows, a.N, s.mm, true, bias, y, z, runner);
   });
 }
 
 void masked_dense_backward_cpu(const MaskedDenseCpuArgs& a, const void* x, const void* w,
-                               const void* saved, const void* g, void* dx, void* dw, void* db,
-                               void* workspace, const CpuRunner& runner, const CpuGemm& gemm) {
+                               const void* saved, const void* g, void* dx, void* dw, void* du,
+                               void* db, void* workspace, const CpuRunner& runner,
+                               const CpuGemm& gemm) {
   dispatch_float(a.dtype, [&](auto tag) {
     using T = decltype(tag);
     using A = Acc<T>;
     Carver c(workspace);
     const BackwardScratch<T> s(a, c);
     activation_backward_cpu(a.dtype, a.activation, a.rows, a.N, saved, g, s.dz, true, db, runner);
-    masked_input_forward_cpu(a.dtype, a.missing, a.renormalize, a.rows, a.K, x, s.xs, true, runner);
-    // dW = xs^T @ dz = xf^T @ (s * dz);  dxs = dz @ W^T, then dx = m ? 0 : s * dxs.
-    A* dw_acc = kTIsAcc<T> ? static_cast<A*>(dw) : s.acc_dw;
-    gemm_or_zero(gemm, true, false, a.K, a.N, a.rows, s.xs, s.dz, dw_acc);
+    masked_input_forward_cpu(a.dtype, a.missing, a.renormalize, a.rows, a.K, x, s.xs, true, runner,
+                             a.indicator);
+    // [dW; dU] = xs^T @ dz = [xf^T @ (s * dz); m^T @ dz];  dxs = dz @ W^T, then
+    // dx = m ? 0 : s * dxs.
+    A* dw_acc = kTIsAcc<T> && !a.indicator ? static_cast<A*>(dw) : s.acc_dw;
+    gemm_or_zero(gemm, true, false, inner(a), a.N, a.rows, s.xs, s.dz, dw_acc);
     gemm_or_zero(gemm, false, true, a.rows, a.K, a.N, s.dz, weights_as_acc<T>(a, w, s.acc_w),
                  s.dxs);
     masked_input_backward_cpu(a.dtype, a.missing, a.renormalize, a.rows, a.K, x, s.dxs, true, dx,
                               runner);
-    if constexpr (!kTIsAcc<T>) {
+    if (dw_acc != dw) {
       T* dwt = static_cast<T*>(dw);
       for (int64 i = 0; i < a.K * a.N; ++i) dwt[i] = Traits<T>::from_acc(dw_acc[i]);
+    }
+    if (a.indicator) {
+      T* dut = static_cast<T*>(du);
+      const A* du_acc = dw_acc + a.K * a.N;
+      for (int64 i = 0; i < a.K * a.N; ++i) dut[i] = Traits<T>::from_acc(du_acc[i]);
     }
   });
 }

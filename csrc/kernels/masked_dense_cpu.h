@@ -63,30 +63,34 @@ class CpuGemm {
                           const double* b, double* c) const = 0;
 };
 
-// x [rows, K] (leading dimensions flattened), W [K, N], bias [N], y and z [rows, N]; every
-// buffer has `dtype`, float16 and bfloat16 compute in float32.
+// x [rows, K] (leading dimensions flattened), W and U [K, N], bias [N], y and z [rows, N];
+// every buffer has `dtype`, float16 and bfloat16 compute in float32.
 struct MaskedDenseCpuArgs {
   DType dtype;
   Missing missing;
   Activation activation;
   bool renormalize;
   int64 rows, K, N;
+  bool indicator = false;  // indicator weights U: the forward reads u, the backward writes du
 };
 
 // Bytes of scratch the forward / backward needs (64-byte aligned, from the caller).
 std::size_t masked_dense_forward_workspace_cpu(const MaskedDenseCpuArgs& args);
 std::size_t masked_dense_backward_workspace_cpu(const MaskedDenseCpuArgs& args);
 
-// z = s * (xf @ W) + b,  y = act(z): writes y, and z when non-null (the caller passes it when
-// saved_for(activation) == Saved::kPreActivation). Any of rows, K, N may be 0.
+// z = s * (xf @ W) [+ m @ U] + b,  y = act(z): writes y, and z when non-null (the caller
+// passes it when saved_for(activation) == Saved::kPreActivation). u is read with
+// args.indicator (one GEMM over [xf s, m] and [W; U]). Any of rows, K, N may be 0.
 void masked_dense_forward_cpu(const MaskedDenseCpuArgs& args, const void* x, const void* w,
-                              const void* bias, void* y, void* z, void* workspace,
+                              const void* u, const void* bias, void* y, void* z, void* workspace,
                               const CpuRunner& runner, const CpuGemm& gemm);
 
-// dz = g * act'(saved), db = sum_rows(dz), dW = xf^T @ (s * dz), dx = m ? 0 : s * (dz @ W^T).
-// `saved` is y or z as saved_for(activation) says (null for linear).
+// dz = g * act'(saved), db = sum_rows(dz), dW = xf^T @ (s * dz), dx = m ? 0 : s * (dz @ W^T),
+// and with args.indicator dU = m^T @ dz (du). `saved` is y or z as saved_for(activation) says
+// (null for linear).
 void masked_dense_backward_cpu(const MaskedDenseCpuArgs& args, const void* x, const void* w,
-                               const void* saved, const void* g, void* dx, void* dw, void* db,
-                               void* workspace, const CpuRunner& runner, const CpuGemm& gemm);
+                               const void* saved, const void* g, void* dx, void* dw, void* du,
+                               void* db, void* workspace, const CpuRunner& runner,
+                               const CpuGemm& gemm);
 
 }  // namespace safeops

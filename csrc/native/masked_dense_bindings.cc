@@ -26,7 +26,7 @@ Activation parse_activation_or_throw(const std::string& s) {
 
 cuda::MaskedDenseArgs make_args(int64 rows, int64 K, int64 N, const std::string& dtype,
                                 const std::string& activation, bool renormalize,
-                                const std::string& missing, bool allow_tf32) {
+                                const std::string& missing, bool allow_tf32, bool indicator) {
   if (rows < 0 || K < 0 || N < 0) {
     throw py::value_error("safeops: masked_dense needs rows, K, N >= 0, got " +
                           std::to_string(rows) + ", " + std::to_string(K) + ", " +
@@ -41,6 +41,7 @@ cuda::MaskedDenseArgs make_args(int64 rows, int64 K, int64 N, const std::string&
   a.K = K;
   a.N = N;
   a.allow_tf32 = allow_tf32;
+  a.indicator = indicator;
   return a;
 }
 
@@ -48,24 +49,27 @@ cuda::MaskedDenseArgs make_args(int64 rows, int64 K, int64 N, const std::string&
 template <std::size_t (*kSize)(const cuda::MaskedDenseArgs&)>
 std::size_t workspace_of(int64 rows, int64 K, int64 N, const std::string& dtype,
                          const std::string& activation, bool renormalize,
-                         const std::string& missing, bool allow_tf32) {
-  return kSize(make_args(rows, K, N, dtype, activation, renormalize, missing, allow_tf32));
+                         const std::string& missing, bool allow_tf32, bool indicator) {
+  return kSize(
+      make_args(rows, K, N, dtype, activation, renormalize, missing, allow_tf32, indicator));
 }
 
+// u (indicator weights U [K, N]) and du (its gradient): 0 for none. They come last, with
+// defaults in the bindings, so that callers without indicator weights need not name them.
 void cuda_masked_dense(std::uintptr_t x, std::uintptr_t kernel, std::uintptr_t bias,
                        std::uintptr_t y, std::uintptr_t z, std::uintptr_t workspace, int64 rows,
                        int64 K, int64 N, const std::string& dtype, const std::string& activation,
                        bool renormalize, const std::string& missing, bool allow_tf32,
-                       std::uintptr_t stream) {
+                       std::uintptr_t stream, std::uintptr_t u) {
   const cuda::MaskedDenseArgs a =
-      make_args(rows, K, N, dtype, activation, renormalize, missing, allow_tf32);
+      make_args(rows, K, N, dtype, activation, renormalize, missing, allow_tf32, u != 0);
   if (saved_for(a.activation) == Saved::kPreActivation && z == 0 && rows * N > 0) {
     throw py::value_error("safeops: activation '" + activation +
                           "' writes the pre-activation z; pass a z buffer");
   }
   check_cuda(cuda::masked_dense_forward(a, ptr<const void>(x), ptr<const void>(kernel),
-                                        ptr<const void>(bias), ptr<void>(y), ptr<void>(z),
-                                        ptr<void>(workspace), stream_of(stream)),
+                                        ptr<const void>(u), ptr<const void>(bias), ptr<void>(y),
+                                        ptr<void>(z), ptr<void>(workspace), stream_of(stream)),
              "safeops.masked_dense");
 }
 
@@ -74,9 +78,9 @@ void cuda_masked_dense_grad(std::uintptr_t x, std::uintptr_t kernel, std::uintpt
                             std::uintptr_t dbias, std::uintptr_t workspace, int64 rows, int64 K,
                             int64 N, const std::string& dtype, const std::string& activation,
                             bool renormalize, const std::string& missing, bool allow_tf32,
-                            std::uintptr_t stream) {
+                            std::uintptr_t stream, std::uintptr_t du) {
   const cuda::MaskedDenseArgs a =
-      make_args(rows, K, N, dtype, activation, renormalize, missing, allow_tf32);
+      make_args(rows, K, N, dtype, activation, renormalize, missing, allow_tf32, du != 0);
   if (saved_for(a.activation) != Saved::kNone && saved == 0 && rows * N > 0) {
     throw py::value_error("safeops: activation '" + activation +
                           "' needs the saved forward tensor (" +
@@ -84,8 +88,8 @@ void cuda_masked_dense_grad(std::uintptr_t x, std::uintptr_t kernel, std::uintpt
   }
   check_cuda(cuda::masked_dense_backward(a, ptr<const void>(x), ptr<const void>(kernel),
                                          ptr<const void>(saved), ptr<const void>(grad),
-                                         ptr<void>(dx), ptr<void>(dkernel), ptr<void>(dbias),
-                                         ptr<void>(workspace), stream_of(stream)),
+                                         ptr<void>(dx), ptr<void>(dkernel), ptr<void>(du),
+                                         ptr<void>(dbias), ptr<void>(workspace), stream_of(stream)),
              "safeops.masked_dense_grad");
 }
 
@@ -112,19 +116,21 @@ void bind_masked_dense(py::module_& m) {
 #if SAFEOPS_WITH_CUDA
   m.def("cuda_masked_dense_workspace", &workspace_of<cuda::masked_dense_forward_workspace>,
         py::arg("rows"), py::arg("K"), py::arg("N"), py::arg("dtype"), py::arg("activation"),
-        py::arg("renormalize"), py::arg("missing"), py::arg("allow_tf32"));
+        py::arg("renormalize"), py::arg("missing"), py::arg("allow_tf32"),
+        py::arg("indicator") = false);
   m.def("cuda_masked_dense", &cuda_masked_dense, py::arg("x"), py::arg("kernel"), py::arg("bias"),
         py::arg("y"), py::arg("z"), py::arg("workspace"), py::arg("rows"), py::arg("K"),
         py::arg("N"), py::arg("dtype"), py::arg("activation"), py::arg("renormalize"),
-        py::arg("missing"), py::arg("allow_tf32"), py::arg("stream"));
+        py::arg("missing"), py::arg("allow_tf32"), py::arg("stream"), py::arg("u") = 0);
   m.def("cuda_masked_dense_grad_workspace", &workspace_of<cuda::masked_dense_backward_workspace>,
         py::arg("rows"), py::arg("K"), py::arg("N"), py::arg("dtype"), py::arg("activation"),
-        py::arg("renormalize"), py::arg("missing"), py::arg("allow_tf32"));
+        py::arg("renormalize"), py::arg("missing"), py::arg("allow_tf32"),
+        py::arg("indicator") = false);
   m.def("cuda_masked_dense_grad", &cuda_masked_dense_grad, py::arg("x"), py::arg("kernel"),
         py::arg("saved"), py::arg("grad"), py::arg("dx"), py::arg("dkernel"), py::arg("dbias"),
         py::arg("workspace"), py::arg("rows"), py::arg("K"), py::arg("N"), py::arg("dtype"),
         py::arg("activation"), py::arg("renormalize"), py::arg("missing"), py::arg("allow_tf32"),
-        py::arg("stream"));
+        py::arg("stream"), py::arg("du") = 0);
 #endif
 }
 

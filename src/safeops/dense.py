@@ -14,11 +14,11 @@ and a NaN output has a NaN gradient: a diverged unit is never hidden (docs/desig
 
 Execution paths, chosen when the op is created (same values, same zero-gradient guarantee):
   * GPU (a GPU is visible and no CPU device scope is active): the fused op Safeops>MaskedDense,
-    one CUDA kernel forward and one fused backward, for memory-bound shapes. Compute-bound
-    shapes (the rule of safeops.routing, on K, N and the dtype) run the row prologue op's CUDA
-    kernel, then TensorFlow's MatMul (cuBLAS), bias add and activation; the values
-    differ only by the rounding of xs = s * xf. With an indicator_kernel on a memory-bound
-    shape, until the fused kernel takes one: composite TensorFlow ops on the GPU (as under XLA).
+    one CUDA kernel forward and one fused backward for memory-bound shapes, with or without an
+    indicator_kernel (its m @ U term and dU = m^T @ dz are computed inside the same kernels,
+    docs/design.md). Compute-bound shapes (the rule of safeops.routing, on K, N and the dtype)
+    run the row prologue op's CUDA kernel, then TensorFlow's MatMul (cuBLAS), bias add and
+    activation; the values differ only by the rounding of xs = s * xf.
   * CPU: the row prologue Safeops>MaskedDenseInput (missing mask, count and scale in one pass)
     composed with TensorFlow's own MatMul, which oneDNN runs faster than a custom op's
     contraction could (1.2-1.33x). The bias and activation follow as TensorFlow's BiasAdd and
@@ -159,9 +159,8 @@ def masked_dense(
       renormalize: scale each row by K / n_obs (0 for a row with nothing observed).
       missing: "nan" or "nonfinite" (NaN and +-Inf).
       indicator_kernel: optional [K, N] tensor of x's dtype, the weights of the missing
-        indicators. On a GPU the fused CUDA kernel does not take it yet: with it, masked_dense
-        runs the prologue route on compute-bound shapes and composite TensorFlow ops (the XLA
-        path's) on the others; same values and gradients.
+        indicators (on every path: on a GPU the fused CUDA kernel takes it for memory-bound
+        shapes, the row prologue route for compute-bound ones).
       name: name scope.
 
     Raises:
@@ -175,8 +174,8 @@ def masked_dense(
         x, kernel, bias = _validated(x, kernel, bias)
         u = None if indicator_kernel is None else _validated_indicator(indicator_kernel, kernel)
         if in_xla_context():
-            if u is None and _xla_custom_call(kernel):
-                y = _fused(x, kernel, bias, act, renormalize, missing)
+            if _xla_custom_call(kernel):
+                y = _fused(x, kernel, bias, act, renormalize, missing, u)
             else:
                 y = _composite(x, kernel, bias, act, renormalize, missing, xla=True, u=u)
         elif _no_outputs(kernel):  # N == 0: an indicator_kernel [K, 0] adds nothing
@@ -184,10 +183,8 @@ def masked_dense(
         elif _runs_on_gpu():
             if _gpu_route(kernel) == routing.PROLOGUE:  # compute-bound: cuBLAS for the GEMM
                 y = _composite(x, kernel, bias, act, renormalize, missing, xla=False, u=u, gpu=True)
-            elif u is None:
-                y = _fused(x, kernel, bias, act, renormalize, missing)
-            else:  # until the fused CUDA kernel takes U: TensorFlow ops, all with GPU kernels
-                y = _composite(x, kernel, bias, act, renormalize, missing, xla=True, u=u)
+            else:
+                y = _fused(x, kernel, bias, act, renormalize, missing, u)
         else:
             y = _composite(x, kernel, bias, act, renormalize, missing, xla=False, u=u)
         return post(y) if post is not None else y
@@ -303,11 +300,17 @@ def _no_outputs(kernel):
     return kernel.shape.rank == 2 and kernel.shape[1] == 0
 
 
-def _fused(x, kernel, bias, act, renormalize, missing):
+def _fused(x, kernel, bias, act, renormalize, missing, u=None):
     if bias is None:
         bias = tf.zeros(tf.shape(kernel)[1:], x.dtype)
     y, _ = ops.safeops_masked_dense(
-        x, kernel, bias, activation=act, renormalize=renormalize, missing=missing
+        x,
+        kernel,
+        bias,
+        [] if u is None else [u],  # the op's `indicators` attribute: 0 or 1
+        activation=act,
+        renormalize=renormalize,
+        missing=missing,
     )
     return y
 
@@ -423,11 +426,13 @@ def _masked_input_grad(op, grad):
 
 @tf.RegisterGradient("Safeops>MaskedDense")
 def _masked_dense_grad(op, grad, _grad_pre_activation):
-    x, kernel, _ = op.inputs
+    # Inputs x, kernel, bias and (indicators = 1) indicator_kernel, which the gradient does not
+    # read: dU = m^T @ dz. A graph written before the attribute existed gets its default, 0.
+    x, kernel = op.inputs[0], op.inputs[1]
     y, z = op.outputs
     act = _activation_attr(op)
     saved = _activations.saved_for_backward(act, y, z)
-    dx, dkernel, dbias = ops.safeops_masked_dense_grad(
+    dx, dkernel, dbias, dindicator = ops.safeops_masked_dense_grad(
         x,
         kernel,
         saved,
@@ -435,8 +440,9 @@ def _masked_dense_grad(op, grad, _grad_pre_activation):
         activation=act,
         renormalize=op.get_attr("renormalize"),
         missing=op.get_attr("missing"),
+        indicators=op.get_attr("indicators"),
     )
-    return [dx, dkernel, dbias]
+    return [dx, dkernel, dbias, *dindicator]
 
 
 @tf.RegisterGradient("Safeops>MaskedDenseOutput")

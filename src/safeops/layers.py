@@ -55,9 +55,9 @@ class MaskedDense(keras.layers.Dense):
             keras.layers.Dense(1),
         ])
 
-    On a GPU, indicator=True runs composite TensorFlow ops on memory-bound shapes (the fused
-    CUDA kernel does not take the indicator weights yet) and the row prologue + TensorFlow's
-    MatMul on compute-bound ones (safeops.routing); see safeops.masked_dense.
+    indicator=True runs on every path of safeops.masked_dense: on a GPU the fused CUDA kernel
+    for memory-bound shapes, the row prologue + TensorFlow's MatMul for compute-bound ones
+    (safeops.routing).
     """
 
     def __init__(

@@ -232,16 +232,39 @@ def _dense_operands(x, kernel, what):
     return a, w, rows, w.shape[0], w.shape[1]
 
 
+def _indicator_operand(a, u, K, N):
+    """Device pointer of the indicator weights u ([K, N], x's dtype), 0 for None."""
+    if u is None:
+        return 0
+    d = _Device(u, "indicator_kernel")
+    _same_dtype(a, d, "x", "indicator_kernel")
+    if d.shape != (K, N):
+        raise ValueError(
+            f"safeops.native: indicator_kernel must have shape ({K}, {N}) like kernel, "
+            f"got {d.shape}"
+        )
+    return d.ptr
+
+
 def masked_dense(
-    x, kernel, bias=None, activation="linear", renormalize=False, missing="nan", allow_tf32=True
+    x,
+    kernel,
+    bias=None,
+    activation="linear",
+    renormalize=False,
+    missing="nan",
+    allow_tf32=True,
+    indicator_kernel=None,
 ):
     """(y, z) of the fused masked dense layer on device arrays (docs/design.md):
     m = missing(x), xf = m ? 0 : x, s = renormalize ? K / n_obs (0 if none observed) : 1,
-    z = s * (xf @ kernel) + bias, y = act(z). x is [..., K], kernel [K, N], bias [N] or None.
+    z = s * (xf @ kernel) + m @ indicator_kernel + bias, y = act(z). x is [..., K], kernel and
+    indicator_kernel [K, N] (indicator_kernel None: no m @ U term), bias [N] or None.
     z is returned where the backward reads it (the activations that _activations.SAVED marks
     "pre_activation": gelu, silu), None otherwise."""
     act = _activation_name(activation)
     a, w, rows, K, N = _dense_operands(x, kernel, "masked_dense")
+    u_ptr = _indicator_operand(a, indicator_kernel, K, N)
     b_ptr = 0
     if bias is not None:
         b = _Device(bias, "bias")
@@ -256,8 +279,11 @@ def masked_dense(
         z, oz = a.empty(shape)
         z_ptr = oz.ptr
     flags = (a.dtype, act, bool(renormalize), missing, bool(allow_tf32))
-    _keep, ws = a.scratch(_native.cuda_masked_dense_workspace(rows, K, N, *flags))
-    _native.cuda_masked_dense(a.ptr, w.ptr, b_ptr, oy.ptr, z_ptr, ws, rows, K, N, *flags, a.stream)
+    indicator = indicator_kernel is not None
+    _keep, ws = a.scratch(_native.cuda_masked_dense_workspace(rows, K, N, *flags, indicator))
+    _native.cuda_masked_dense(
+        a.ptr, w.ptr, b_ptr, oy.ptr, z_ptr, ws, rows, K, N, *flags, a.stream, u_ptr
+    )
     return y, z
 
 
@@ -271,11 +297,14 @@ def masked_dense_grad(
     missing="nan",
     has_bias=True,
     allow_tf32=True,
+    indicator=False,
 ):
-    """(dx, dkernel, dbias) of masked_dense given grad = dL/dy. `saved` is what the backward
-    reads for act' (y or z as _activations.SAVED says; ignored, may be None, for linear).
-    dz = grad * act', db = sum over rows of dz, dkernel = xf^T @ (s * dz),
-    dx = m ? 0 : s * (dz @ kernel^T); dbias is None when has_bias is False."""
+    """(dx, dkernel, dbias) of masked_dense given grad = dL/dy, or (dx, dkernel, dbias,
+    dindicator_kernel) with `indicator` (the layer had indicator weights; their value is not
+    needed). `saved` is what the backward reads for act' (y or z as _activations.SAVED says;
+    ignored, may be None, for linear). dz = grad * act', db = sum over rows of dz,
+    dkernel = xf^T @ (s * dz), dx = m ? 0 : s * (dz @ kernel^T), dindicator_kernel = m^T @ dz;
+    dbias is None when has_bias is False."""
     act = _activation_name(activation)
     a, w, rows, K, N = _dense_operands(x, kernel, "masked_dense_grad")
     shape = a.shape[:-1] + (N,)
@@ -298,12 +327,19 @@ def masked_dense_grad(
     if has_bias:
         db, odb = a.empty((N,))
         db_ptr = odb.ptr
+    du, du_ptr = None, 0
+    if indicator:
+        du, odu = a.empty((K, N))
+        du_ptr = odu.ptr
     flags = (a.dtype, act, bool(renormalize), missing, bool(allow_tf32))
-    _keep, ws = a.scratch(_native.cuda_masked_dense_grad_workspace(rows, K, N, *flags))
-    _native.cuda_masked_dense_grad(
-        a.ptr, w.ptr, s_ptr, g.ptr, odx.ptr, odw.ptr, db_ptr, ws, rows, K, N, *flags, a.stream
+    _keep, ws = a.scratch(
+        _native.cuda_masked_dense_grad_workspace(rows, K, N, *flags, bool(indicator))
     )
-    return dx, dw, db
+    _native.cuda_masked_dense_grad(
+        a.ptr, w.ptr, s_ptr, g.ptr, odx.ptr, odw.ptr, db_ptr, ws, rows, K, N, *flags, a.stream,
+        du_ptr,
+    )  # fmt: skip
+    return (dx, dw, db, du) if indicator else (dx, dw, db)
 
 
 def masked_input(x, renormalize=False, missing="nan", indicator=False):

@@ -282,8 +282,9 @@ def prologue_route_bounds(x, w, b, activation, renormalize, missing, dtype, tf32
 
 
 def indicator_grad_bounds(x, saved, g, activation, missing, dtype, tf32):
-    """tol_du: dU = m^T @ dz summed over the rows, dz rounded to the dtype before the sum (as
-    s * dz is for dW); exactly 0 for a feature never missing."""
+    """tol_du: dU = m^T @ dz summed over the rows, dz / c rounded to the dtype before the sum (as
+    s * dz / (c 2^a) is for dW; c = DERIVATIVE_BOUND keeps it from overflowing, and scales a
+    subnormal's rounding error by c); exactly 0 for a feature never missing."""
     x = np.asarray(x, dtype=np.float64)
     g = np.asarray(g, dtype=np.float64)
     saved = np.zeros_like(g) if saved is None else np.asarray(saved, dtype=np.float64)
@@ -294,8 +295,9 @@ def indicator_grad_bounds(x, saved, g, activation, missing, dtype, tf32):
         if activation in ("linear", "relu")
         else 8 * (2.0**-53 if dtype == "float64" else 2.0**-24)
     )
+    c = DERIVATIVE_BOUND.get(activation, 1)
     with np.errstate(invalid="ignore", over="ignore"):
-        dz_err = r_dz * np.abs(g) * (1.0 + np.abs(saved)) + np.where(dz != 0, TINY[dtype], 0.0)
+        dz_err = r_dz * np.abs(g) * (1.0 + np.abs(saved)) + np.where(dz != 0, c * TINY[dtype], 0.0)
         du = indicator_grad(x, saved, g, activation, missing)
         rg = r_gemm(dtype, x.shape[0], tf32, rounded_operand=True)
         e = _matmul(m.T, rg * np.abs(dz) + dz_err)

@@ -86,17 +86,19 @@ def workspace(nbytes):
     return DEV.workspace(nbytes, fill=255)
 
 
-def run_forward(x, w, b, act, renorm, missing, dtype, tf32, offset=0):
-    """x, w, b: Buf or None. Returns (y, z) Bufs (z None unless gelu/silu)."""
+def run_forward(x, w, b, act, renorm, missing, dtype, tf32, offset=0, u=None):
+    """x, w, b, u (indicator weights): Buf or None. Returns (y, z) Bufs (z None unless
+    gelu/silu)."""
     rows, K = x.t.shape
     N = w.t.shape[1]
     y = Buf((rows, N), dtype, offset)
     z = Buf((rows, N), dtype, offset) if act in ref.SAVES_Z else None
     flags = (dtype, act, renorm, missing, tf32)
-    ws = workspace(native._native.cuda_masked_dense_workspace(rows, K, N, *flags))
+    nbytes = native._native.cuda_masked_dense_workspace(rows, K, N, *flags, u is not None)
+    ws = workspace(nbytes)
     native._native.cuda_masked_dense(
         x.ptr, w.ptr, b.ptr if b is not None else 0, y.ptr, z.ptr if z is not None else 0,
-        DEV.ptr(ws), rows, K, N, *flags, DEV.stream(),
+        DEV.ptr(ws), rows, K, N, *flags, DEV.stream(), u.ptr if u is not None else 0,
     )  # fmt: skip
     DEV.sync()
     y.check_guards("y")
@@ -105,23 +107,27 @@ def run_forward(x, w, b, act, renorm, missing, dtype, tf32, offset=0):
     return y, z
 
 
-def run_backward(x, w, saved, g, act, renorm, missing, dtype, tf32, offset=0, with_db=True):
+def run_backward(x, w, saved, g, act, renorm, missing, dtype, tf32, offset=0, with_db=True,
+                 with_du=False):  # fmt: skip
+    """(dx, dw, db) Bufs, and du (the indicator weights' gradient) after them with with_du."""
     rows, K = x.t.shape
     N = w.t.shape[1]
     dx = Buf((rows, K), dtype, offset)
     dw = Buf((K, N), dtype, offset)
     db = Buf((N,), dtype, offset) if with_db else None
+    du = Buf((K, N), dtype, offset) if with_du else None
     flags = (dtype, act, renorm, missing, tf32)
-    ws = workspace(native._native.cuda_masked_dense_grad_workspace(rows, K, N, *flags))
+    ws = workspace(native._native.cuda_masked_dense_grad_workspace(rows, K, N, *flags, with_du))
     native._native.cuda_masked_dense_grad(
         x.ptr, w.ptr, saved.ptr if saved is not None else 0, g.ptr, dx.ptr, dw.ptr,
         db.ptr if db is not None else 0, DEV.ptr(ws), rows, K, N, *flags, DEV.stream(),
+        du.ptr if du is not None else 0,
     )  # fmt: skip
     DEV.sync()
-    for name, o in (("dx", dx), ("dw", dw), ("db", db)):
+    for name, o in (("dx", dx), ("dw", dw), ("db", db), ("du", du)):
         if o is not None:
             o.check_guards(name)
-    return dx, dw, db
+    return (dx, dw, db, du) if with_du else (dx, dw, db)
 
 
 def check_case(rows, K, N, dtype, tf32, act, renorm, missing="nan", seed=0, offset=0,

@@ -269,7 +269,7 @@ def _emulate(x, w, b, g, act, renormalize, dtype, tf32, drop_bias=False, drop_sc
         dx = _to_dtype(np.where(m, 0.0, (c * p)[:, None] * (ds @ wa.T)), dtype)
         dw = _to_dtype(c * ((p[:, None] * xf).T @ ds), dtype)
         db = _to_dtype(dz.sum(axis=0, dtype=acc_t), dtype)
-        dzq = _to_dtype(dz, dtype).astype(acc_t)  # dz stored in the dtype, as ds is
+        dzq = c * _to_dtype(dz / c, dtype).astype(acc_t)  # dz / c stored in the dtype, as ds is
         if tf32 and dtype == "float32":
             dzq = _round_bits(dzq, 10)
         du = _to_dtype(m.T.astype(acc_t) @ dzq, dtype)

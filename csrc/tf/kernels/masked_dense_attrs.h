@@ -18,10 +18,11 @@ struct DenseAttrs {
   Activation activation = Activation::kLinear;
   bool renormalize = false;
   Missing missing = Missing::kNaN;
+  bool indicator = false;  // the fused op's `indicators` attribute is 1: indicator weights U
 };
 
-// The attributes an op has: masking (renormalize, missing) and/or the activation.
-enum AttrSet : int { kMasking = 1, kActivation = 2 };
+// The attributes an op has: masking (renormalize, missing), the activation, indicators.
+enum AttrSet : int { kMasking = 1, kActivation = 2, kIndicators = 4 };
 
 inline DenseAttrs read_attrs(tfw::OpKernelConstruction* ctx, int which) {
   DenseAttrs a;
@@ -30,6 +31,12 @@ inline DenseAttrs read_attrs(tfw::OpKernelConstruction* ctx, int which) {
   if (which & kMasking) st = ctx->GetAttr("renormalize", &a.renormalize);
   if (st.ok() && (which & kMasking)) st = read_missing(ctx, &a.missing);
   if (st.ok() && (which & kActivation)) st = ctx->GetAttr("activation", &activation);
+  int indicators = 0;
+  if (st.ok() && (which & kIndicators)) st = ctx->GetAttr("indicators", &indicators);
+  if (st.ok() && indicators > 1) {
+    st = invalid_argument("masked_dense: indicators must be 0 or 1, got ", indicators);
+  }
+  a.indicator = indicators == 1;
   // The op definition restricts the activation too; a failure means a malformed graph.
   if (st.ok() && !parse_activation(activation, &a.activation)) {
     st = invalid_argument("unknown activation '", activation, "'");
@@ -70,6 +77,12 @@ inline Status bias_shape(const tfw::TensorShape& bias, const tfw::TensorShape& k
   if (bias.dims() == 1 && bias.dim_size(0) == kernel.dim_size(1)) return ok_status();
   return invalid_argument("masked_dense: bias must have shape [", kernel.dim_size(1),
                           "] to match kernel ", kernel.DebugString(), ", got ", bias.DebugString());
+}
+
+inline Status indicator_shape(const tfw::TensorShape& u, const tfw::TensorShape& kernel) {
+  if (u == kernel) return ok_status();
+  return invalid_argument("masked_dense: indicator_kernel must have the kernel's shape ",
+                          kernel.DebugString(), ", got ", u.DebugString());
 }
 
 // The gradient op's saved activation and incoming gradient against the forward's output.

@@ -1,9 +1,10 @@
 // OpKernels of masked_dense.
 //
-// Safeops>MaskedDense / MaskedDenseGrad: the fused op. On GPU it is one call of the CUDA
-// launchers (cuda/masked_dense.h). Its CPU kernel exists so that a graph traced for a GPU also
-// runs on a CPU (a SavedModel served elsewhere): csrc/kernels/masked_dense_cpu.h's layer, with
-// Eigen's contraction as its GEMM.
+// Safeops>MaskedDense / MaskedDenseGrad: the fused op, with or without indicator weights (its
+// `indicators` attribute). On GPU it is one call of the CUDA launchers (cuda/masked_dense.h).
+// Its CPU kernel exists so that a graph traced for a GPU also runs on a CPU (a SavedModel
+// served elsewhere): csrc/kernels/masked_dense_cpu.h's layer, with Eigen's contraction as its
+// GEMM; it takes indicator weights too.
 // The Python wrapper does not use it on CPU: there it composes Safeops>MaskedDenseInput with
 // TensorFlow's own MatMul/BiasAdd/activation, which oneDNN runs faster than Eigen.
 // EIGEN_USE_THREADS (the contraction on TF's thread pool) is defined for the whole op library
@@ -57,6 +58,7 @@ MaskedDenseCpuArgs cpu_args(const DenseAttrs& at, const DenseDims& d, DType dt) 
   a.rows = d.rows;
   a.K = d.K;
   a.N = d.N;
+  a.indicator = at.indicator;
   return a;
 }
 
@@ -70,64 +72,65 @@ Status cpu_scratch(OpKernelContext* ctx, std::size_t bytes, Tensor* holder, void
 template <>
 struct Dense<Cpu> {
   static void forward(OpKernelContext* ctx, const DenseAttrs& at, const DenseDims& d,
-                      const Tensor& x, const Tensor& kernel, const Tensor& bias, Tensor* y,
-                      Tensor* z) {
+                      const Tensor& x, const Tensor& kernel, const Tensor* u, const Tensor& bias,
+                      Tensor* y, Tensor* z) {
     const MaskedDenseCpuArgs args = cpu_args(at, d, to_dtype(x.dtype()));
     Tensor scratch;
     void* ws = nullptr;
     OP_REQUIRES_OK(ctx, cpu_scratch(ctx, masked_dense_forward_workspace_cpu(args), &scratch, &ws));
-    masked_dense_forward_cpu(args, data(x), data(kernel), data(bias), data(y),
-                             z->NumElements() ? data(z) : nullptr, ws, TfCpuRunner(ctx),
+    masked_dense_forward_cpu(args, data(x), data(kernel), u ? data(*u) : nullptr, data(bias),
+                             data(y), z->NumElements() ? data(z) : nullptr, ws, TfCpuRunner(ctx),
                              EigenGemm(ctx->eigen_device<Eigen::ThreadPoolDevice>()));
   }
 
   static void backward(OpKernelContext* ctx, const DenseAttrs& at, const DenseDims& d,
                        const Tensor& x, const Tensor& kernel, const Tensor& saved, const Tensor& g,
-                       Tensor* dx, Tensor* dw, Tensor* db) {
+                       Tensor* dx, Tensor* dw, Tensor* du, Tensor* db) {
     const MaskedDenseCpuArgs args = cpu_args(at, d, to_dtype(x.dtype()));
     Tensor scratch;
     void* ws = nullptr;
     OP_REQUIRES_OK(ctx, cpu_scratch(ctx, masked_dense_backward_workspace_cpu(args), &scratch, &ws));
     masked_dense_backward_cpu(args, data(x), data(kernel),
                               saved.NumElements() ? data(saved) : nullptr, data(g), data(dx),
-                              data(dw), data(db), ws, TfCpuRunner(ctx),
+                              data(dw), du ? data(du) : nullptr, data(db), ws, TfCpuRunner(ctx),
                               EigenGemm(ctx->eigen_device<Eigen::ThreadPoolDevice>()));
   }
 };
 
 #if SAFEOPS_WITH_CUDA
 cuda::MaskedDenseArgs launch_args(const DenseAttrs& at, const DenseDims& d, DType dt) {
-  return {dt,     at.missing, at.activation, at.renormalize,
-          d.rows, d.K,        d.N,           tsl::tensor_float_32_execution_enabled()};
+  return {dt,          at.missing, at.activation, at.renormalize,
+          d.rows,      d.K,        d.N,           tsl::tensor_float_32_execution_enabled(),
+          at.indicator};
 }
 
 template <>
 struct Dense<Gpu> {
   static void forward(OpKernelContext* ctx, const DenseAttrs& at, const DenseDims& d,
-                      const Tensor& x, const Tensor& kernel, const Tensor& bias, Tensor* y,
-                      Tensor* z) {
+                      const Tensor& x, const Tensor& kernel, const Tensor* u, const Tensor& bias,
+                      Tensor* y, Tensor* z) {
     const cuda::MaskedDenseArgs args = launch_args(at, d, to_dtype(x.dtype()));
     Tensor scratch;
     void* ws = nullptr;
     OP_REQUIRES_OK(ctx,
                    gpu_scratch(ctx, cuda::masked_dense_forward_workspace(args), &scratch, &ws));
-    const int e =
-        cuda::masked_dense_forward(args, data(x), data(kernel), data(bias), data(y),
-                                   z->NumElements() ? data(z) : nullptr, ws, gpu_stream(ctx));
+    const int e = cuda::masked_dense_forward(
+        args, data(x), data(kernel), u && u->NumElements() ? data(*u) : nullptr, data(bias),
+        data(y), z->NumElements() ? data(z) : nullptr, ws, gpu_stream(ctx));
     OP_REQUIRES_OK(ctx, gpu_status(e, "MaskedDense"));
   }
 
   static void backward(OpKernelContext* ctx, const DenseAttrs& at, const DenseDims& d,
                        const Tensor& x, const Tensor& kernel, const Tensor& saved, const Tensor& g,
-                       Tensor* dx, Tensor* dw, Tensor* db) {
+                       Tensor* dx, Tensor* dw, Tensor* du, Tensor* db) {
     const cuda::MaskedDenseArgs args = launch_args(at, d, to_dtype(x.dtype()));
     Tensor scratch;
     void* ws = nullptr;
     OP_REQUIRES_OK(ctx,
                    gpu_scratch(ctx, cuda::masked_dense_backward_workspace(args), &scratch, &ws));
-    const int e = cuda::masked_dense_backward(args, data(x), data(kernel),
-                                              saved.NumElements() ? data(saved) : nullptr, data(g),
-                                              data(dx), data(dw), data(db), ws, gpu_stream(ctx));
+    const int e = cuda::masked_dense_backward(
+        args, data(x), data(kernel), saved.NumElements() ? data(saved) : nullptr, data(g), data(dx),
+        data(dw), du && du->NumElements() ? data(du) : nullptr, data(db), ws, gpu_stream(ctx));
     OP_REQUIRES_OK(ctx, gpu_status(e, "MaskedDenseGrad"));
   }
 };
@@ -139,19 +142,21 @@ template <class Device>
 class MaskedDenseOp : public OpKernel {
  public:
   explicit MaskedDenseOp(OpKernelConstruction* ctx)
-      : OpKernel(ctx), at_(read_attrs(ctx, kMasking | kActivation)) {}
+      : OpKernel(ctx), at_(read_attrs(ctx, kMasking | kActivation | kIndicators)) {}
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor &x = ctx->input(0), &kernel = ctx->input(1), &bias = ctx->input(2);
+    const Tensor* u = at_.indicator ? &ctx->input(3) : nullptr;
     DenseDims d;
     if (!dense_dims(ctx, x, kernel, &d)) return;
     OP_REQUIRES_OK(ctx, bias_shape(bias.shape(), kernel.shape()));
+    if (u != nullptr) OP_REQUIRES_OK(ctx, indicator_shape(u->shape(), kernel.shape()));
     Tensor *y = nullptr, *z = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, d.out, &y));
     const bool save_z = saved_for(at_.activation) == Saved::kPreActivation;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, save_z ? d.out : TensorShape({0}), &z));
     if (d.out.num_elements() == 0) return;
-    Dense<Device>::forward(ctx, at_, d, x, kernel, bias, y, z);
+    Dense<Device>::forward(ctx, at_, d, x, kernel, u, bias, y, z);
   }
 
  private:
@@ -162,7 +167,7 @@ template <class Device>
 class MaskedDenseGradOp : public OpKernel {
  public:
   explicit MaskedDenseGradOp(OpKernelConstruction* ctx)
-      : OpKernel(ctx), at_(read_attrs(ctx, kMasking | kActivation)) {}
+      : OpKernel(ctx), at_(read_attrs(ctx, kMasking | kActivation | kIndicators)) {}
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor &x = ctx->input(0), &kernel = ctx->input(1), &saved = ctx->input(2),
@@ -170,11 +175,12 @@ class MaskedDenseGradOp : public OpKernel {
     DenseDims d;
     if (!dense_dims(ctx, x, kernel, &d)) return;
     OP_REQUIRES_OK(ctx, grad_shapes(at_, d, saved.shape(), g.shape()));
-    Tensor *dx = nullptr, *dw = nullptr, *db = nullptr;
+    Tensor *dx = nullptr, *dw = nullptr, *du = nullptr, *db = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, kernel.shape(), &dw));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({d.N}), &db));
-    Dense<Device>::backward(ctx, at_, d, x, kernel, saved, g, dx, dw, db);
+    if (at_.indicator) OP_REQUIRES_OK(ctx, ctx->allocate_output(3, kernel.shape(), &du));
+    Dense<Device>::backward(ctx, at_, d, x, kernel, saved, g, dx, dw, du, db);
   }
 
  private:

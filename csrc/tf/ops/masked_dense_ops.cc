@@ -33,6 +33,18 @@ Status dense_shapes(InferenceContext* c, ShapeHandle* leading, DimensionHandle* 
   return c->Subshape(x, 0, -1, leading);
 }
 
+// The "indicators" attribute of the fused op and its gradient: how many indicator_kernel inputs
+// (grad_indicator_kernel outputs) there are, 0 or 1. A list of length 0 by default, so that a
+// graph written before indicator weights existed (three inputs, three gradient outputs, no
+// attribute) loads as it was.
+const char kIndicatorsAttr[] = "indicators: int >= 0 = 0";
+
+Status indicator_count(InferenceContext* c, int* n) {
+  TF_RETURN_IF_ERROR(c->GetAttr("indicators", n));
+  if (*n > 1) return invalid_argument("masked_dense: indicators must be 0 or 1, got ", *n);
+  return ok_status();
+}
+
 bool saves_pre_activation(InferenceContext* c) {
   std::string name;
   Activation act;
@@ -46,16 +58,24 @@ REGISTER_OP("Safeops>MaskedDense")
     .Input("x: T")
     .Input("kernel: T")
     .Input("bias: T")
+    .Input("indicator_kernel: indicators * T")
     .Output("output: T")
     .Output("pre_activation: T")
     .Attr("T: {half, bfloat16, float, double}")
     .Attr(kActivations)
     .Attr("renormalize: bool = false")
     .Attr("missing: {'nan', 'nonfinite'} = 'nan'")
+    .Attr(kIndicatorsAttr)
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle leading, out;
       DimensionHandle n;
       TF_RETURN_IF_ERROR(dense_shapes(c, &leading, &n));
+      int indicators = 0;
+      TF_RETURN_IF_ERROR(indicator_count(c, &indicators));
+      if (indicators == 1) {  // indicator_kernel has the kernel's shape [K, N]
+        ShapeHandle u;
+        TF_RETURN_IF_ERROR(c->Merge(c->input(3), c->input(1), &u));
+      }
       TF_RETURN_IF_ERROR(c->Concatenate(leading, c->Vector(n), &out));
       c->set_output(0, out);
       c->set_output(1, saves_pre_activation(c) ? out : c->Vector(0));
@@ -63,9 +83,10 @@ REGISTER_OP("Safeops>MaskedDense")
     })
     .Doc(R"doc(
 Fused NaN-masked dense layer (docs/design.md): with m = missing(x), xf = m ? 0 : x and
-s = renormalize ? (n_obs > 0 ? K / n_obs : 0) : 1 per row, output = act(s * (xf @ kernel) + bias).
-pre_activation is z = s * (xf @ kernel) + bias for activations whose derivative needs it
-(Saved::kPreActivation in csrc/kernels/activations.h), otherwise an empty vector.
+s = renormalize ? (n_obs > 0 ? K / n_obs : 0) : 1 per row, output = act(z) with
+z = s * (xf @ kernel) + bias, plus m @ indicator_kernel (not scaled by s) when indicators = 1.
+pre_activation is z for activations whose derivative needs it (Saved::kPreActivation in
+csrc/kernels/activations.h), otherwise an empty vector.
 )doc");
 
 REGISTER_OP("Safeops>MaskedDenseGrad")
@@ -76,22 +97,28 @@ REGISTER_OP("Safeops>MaskedDenseGrad")
     .Output("grad_x: T")
     .Output("grad_kernel: T")
     .Output("grad_bias: T")
+    .Output("grad_indicator_kernel: indicators * T")
     .Attr("T: {half, bfloat16, float, double}")
     .Attr(kActivations)
     .Attr("renormalize: bool = false")
     .Attr("missing: {'nan', 'nonfinite'} = 'nan'")
+    .Attr(kIndicatorsAttr)
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle kernel;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &kernel));
+      int indicators = 0;
+      TF_RETURN_IF_ERROR(indicator_count(c, &indicators));
       c->set_output(0, c->input(0));
       c->set_output(1, kernel);
       c->set_output(2, c->Vector(c->Dim(kernel, 1)));
+      if (indicators == 1) c->set_output(3, kernel);
       return ok_status();
     })
     .Doc(R"doc(
 Gradient of MaskedDense: dz = grad * act'(.) from `saved` (the output or the pre-activation, as
 the activation's row in csrc/kernels/activations.h says), grad_bias = sum over rows of dz,
-grad_kernel = xf^T @ (s * dz), grad_x = m ? 0 : s * (dz @ kernel^T).
+grad_kernel = xf^T @ (s * dz), grad_x = m ? 0 : s * (dz @ kernel^T), and with indicators = 1
+grad_indicator_kernel = m^T @ dz (the indicator weights themselves are not needed).
 )doc");
 
 REGISTER_OP("Safeops>MaskedDenseInput")

@@ -44,6 +44,7 @@ struct CallArgs {
   Activation activation;
   bool renormalize;
   bool allow_tf32;
+  bool indicator;  // indicator weights U: an operand of the forward, an output of the backward
   int64 rows, K, N;
 };
 
@@ -57,7 +58,7 @@ CallArgs decode(const char* opaque, std::size_t size) {
 }
 
 MaskedDenseCpuArgs cpu_args(const CallArgs& a) {
-  return {a.dtype, a.missing, a.activation, a.renormalize, a.rows, a.K, a.N};
+  return {a.dtype, a.missing, a.activation, a.renormalize, a.rows, a.K, a.N, a.indicator};
 }
 
 // ---- targets -------------------------------------------------------------------------------
@@ -86,26 +87,52 @@ const HostThreads& host_threads() {
   return *threads;
 }
 
+// The buffers of one call: the operands in the op's order (x, kernel, bias, [U] forward; x,
+// kernel, saved, grad backward), then the result tuple's elements (the op's outputs, dU after
+// db with indicator weights, then the scratch).
+struct ForwardBuffers {
+  const void *x, *w, *bias, *u;
+  void *y, *z, *workspace;
+};
+struct BackwardBuffers {
+  const void *x, *w, *saved, *g;
+  void *dx, *dw, *db, *du, *workspace;
+};
+
+ForwardBuffers forward_buffers(const CallArgs& a, const void* const* in, void* const* out) {
+  const bool save_z = saved_for(a.activation) == Saved::kPreActivation;
+  return {in[0], in[1], in[2], a.indicator ? in[3] : nullptr, out[0], save_z ? out[1] : nullptr,
+          out[2]};
+}
+
+BackwardBuffers backward_buffers(const CallArgs& a, const void* const* in, void* const* out) {
+  const bool needs_saved = saved_for(a.activation) != Saved::kNone;
+  return {in[0],
+          in[1],
+          needs_saved ? in[2] : nullptr,
+          in[3],
+          out[0],
+          out[1],
+          out[2],
+          a.indicator ? out[3] : nullptr,
+          out[a.indicator ? 4 : 3]};
+}
+
 // API_VERSION_STATUS_RETURNING_UNIFIED on the host: out is the result tuple's buffer table.
 void forward_host(void* out, const void** in, const char* opaque, std::size_t size,
                   XlaCustomCallStatus*) {
   const CallArgs a = decode(opaque, size);
-  void** outs = static_cast<void**>(out);
-  const MaskedDenseCpuArgs args = cpu_args(a);
-  const bool save_z = saved_for(a.activation) == Saved::kPreActivation;
-  masked_dense_forward_cpu(args, in[0], in[1], in[2], outs[0], save_z ? outs[1] : nullptr, outs[2],
+  const ForwardBuffers f = forward_buffers(a, in, static_cast<void**>(out));
+  masked_dense_forward_cpu(cpu_args(a), f.x, f.w, f.u, f.bias, f.y, f.z, f.workspace,
                            host_threads().runner(), host_threads().gemm());
 }
 
 void backward_host(void* out, const void** in, const char* opaque, std::size_t size,
                    XlaCustomCallStatus*) {
   const CallArgs a = decode(opaque, size);
-  void** outs = static_cast<void**>(out);
-  const MaskedDenseCpuArgs args = cpu_args(a);
-  const bool needs_saved = saved_for(a.activation) != Saved::kNone;
-  masked_dense_backward_cpu(args, in[0], in[1], needs_saved ? in[2] : nullptr, in[3], outs[0],
-                            outs[1], outs[2], outs[3], host_threads().runner(),
-                            host_threads().gemm());
+  const BackwardBuffers b = backward_buffers(a, in, static_cast<void**>(out));
+  masked_dense_backward_cpu(cpu_args(a), b.x, b.w, b.saved, b.g, b.dx, b.dw, b.du, b.db,
+                            b.workspace, host_threads().runner(), host_threads().gemm());
 }
 
 XLA_REGISTER_CUSTOM_CALL_TARGET_WITH_SYM(kForward, forward_host, "Host");
@@ -113,31 +140,34 @@ XLA_REGISTER_CUSTOM_CALL_TARGET_WITH_SYM(kBackward, backward_host, "Host");
 
 #if SAFEOPS_WITH_CUDA
 cuda::MaskedDenseArgs launch_args(const CallArgs& a) {
-  return {a.dtype, a.missing, a.activation, a.renormalize, a.rows, a.K, a.N, a.allow_tf32};
+  return {a.dtype, a.missing, a.activation, a.renormalize, a.rows,
+          a.K,     a.N,       a.allow_tf32, a.indicator};
 }
 
 void fail(XlaCustomCallStatus* status, const char* what, int code) {
-  if (code != 0)
+  if (code != 0) {
     status->message = std::string(what) + ": CUDA launch failed: " + cuda::error_string(code);
+  }
 }
 
-// On "CUDA": buffers are the operands, then the result tuple's elements.
-void forward_cuda(void* stream, void** b, const char* opaque, std::size_t size,
+// On "CUDA" one table holds the operands (4 forward with U, else 3; 4 backward), then the
+// result tuple's elements.
+void forward_cuda(void* stream, void** buffers, const char* opaque, std::size_t size,
                   XlaCustomCallStatus* status) {
   const CallArgs a = decode(opaque, size);
-  const bool save_z = saved_for(a.activation) == Saved::kPreActivation;
+  const ForwardBuffers f = forward_buffers(a, buffers, buffers + (a.indicator ? 4 : 3));
   fail(status, "MaskedDense",
-       cuda::masked_dense_forward(launch_args(a), b[0], b[1], b[2], b[3], save_z ? b[4] : nullptr,
-                                  b[5], stream));
+       cuda::masked_dense_forward(launch_args(a), f.x, f.w, f.u, f.bias, f.y, f.z, f.workspace,
+                                  stream));
 }
 
-void backward_cuda(void* stream, void** b, const char* opaque, std::size_t size,
+void backward_cuda(void* stream, void** buffers, const char* opaque, std::size_t size,
                    XlaCustomCallStatus* status) {
   const CallArgs a = decode(opaque, size);
-  const bool needs_saved = saved_for(a.activation) != Saved::kNone;
+  const BackwardBuffers b = backward_buffers(a, buffers, buffers + 4);
   fail(status, "MaskedDenseGrad",
-       cuda::masked_dense_backward(launch_args(a), b[0], b[1], needs_saved ? b[2] : nullptr, b[3],
-                                   b[4], b[5], b[6], b[7], stream));
+       cuda::masked_dense_backward(launch_args(a), b.x, b.w, b.saved, b.g, b.dx, b.dw, b.du, b.db,
+                                   b.workspace, stream));
 }
 
 XLA_REGISTER_CUSTOM_CALL_TARGET_WITH_SYM(kForward, forward_cuda, "CUDA");
@@ -202,6 +232,7 @@ bool call_args(XlaOpKernelContext* ctx, const DenseAttrs& at, const tfw::TensorS
 #else
   a->allow_tf32 = false;
 #endif
+  a->indicator = at.indicator;
   a->rows = d->rows;
   a->K = d->K;
   a->N = d->N;
@@ -211,7 +242,9 @@ bool call_args(XlaOpKernelContext* ctx, const DenseAttrs& at, const tfw::TensorS
 class MaskedDenseXla : public XlaOpKernel {
  public:
   explicit MaskedDenseXla(tfw::OpKernelConstruction* ctx)
-      : XlaOpKernel(ctx), at_(read_attrs(ctx, kMasking | kActivation)), gpu_(for_gpu(ctx)) {}
+      : XlaOpKernel(ctx),
+        at_(read_attrs(ctx, kMasking | kActivation | kIndicators)),
+        gpu_(for_gpu(ctx)) {}
 
   void Compile(XlaOpKernelContext* ctx) override {
     const tfw::TensorShape x = ctx->InputShape(0), kernel = ctx->InputShape(1),
@@ -220,9 +253,14 @@ class MaskedDenseXla : public XlaOpKernel {
     CallArgs a;
     if (!call_args(ctx, at_, x, kernel, &d, &a)) return;
     OP_REQUIRES_OK(ctx, bias_shape(bias, kernel));
+    std::vector<xla::XlaOp> operands = {ctx->Input(0), ctx->Input(1), ctx->Input(2)};
+    if (at_.indicator) {
+      OP_REQUIRES_OK(ctx, indicator_shape(ctx->InputShape(3), kernel));
+      operands.push_back(ctx->Input(3));
+    }
     const xla::PrimitiveType type = ctx->input_xla_type(0);
     const bool save_z = saved_for(at_.activation) == Saved::kPreActivation;
-    emit(ctx, gpu_, kForward, a, true, {ctx->Input(0), ctx->Input(1), ctx->Input(2)},
+    emit(ctx, gpu_, kForward, a, true, operands,
          {shape(type, d.out), shape(type, save_z ? d.out : tfw::TensorShape({0}))});
   }
 
@@ -234,7 +272,9 @@ class MaskedDenseXla : public XlaOpKernel {
 class MaskedDenseGradXla : public XlaOpKernel {
  public:
   explicit MaskedDenseGradXla(tfw::OpKernelConstruction* ctx)
-      : XlaOpKernel(ctx), at_(read_attrs(ctx, kMasking | kActivation)), gpu_(for_gpu(ctx)) {}
+      : XlaOpKernel(ctx),
+        at_(read_attrs(ctx, kMasking | kActivation | kIndicators)),
+        gpu_(for_gpu(ctx)) {}
 
   void Compile(XlaOpKernelContext* ctx) override {
     const tfw::TensorShape x = ctx->InputShape(0), kernel = ctx->InputShape(1),
@@ -244,9 +284,11 @@ class MaskedDenseGradXla : public XlaOpKernel {
     if (!call_args(ctx, at_, x, kernel, &d, &a)) return;
     OP_REQUIRES_OK(ctx, grad_shapes(at_, d, saved, g));
     const xla::PrimitiveType type = ctx->input_xla_type(0);
+    std::vector<xla::Shape> outputs = {shape(type, x), shape(type, kernel),
+                                       shape(type, tfw::TensorShape({a.N}))};
+    if (at_.indicator) outputs.push_back(shape(type, kernel));  // dU
     emit(ctx, gpu_, kBackward, a, false,
-         {ctx->Input(0), ctx->Input(1), ctx->Input(2), ctx->Input(3)},
-         {shape(type, x), shape(type, kernel), shape(type, tfw::TensorShape({a.N}))});
+         {ctx->Input(0), ctx->Input(1), ctx->Input(2), ctx->Input(3)}, outputs);
   }
 
  private:

@@ -187,6 +187,18 @@ void load_matrix_sync(fragment<Use, M, N, K, T, L>& f,
                                 {file, line});
 }
 
+// The accumulator's load names its memory layout, as its store does.
+template <int M, int N, int K, class T>
+void load_matrix_sync(fragment<accumulator, M, N, K, T>& f,
+                      const typename fragment<accumulator, M, N, K, T>::element_type* p,
+                      unsigned ldm, layout_t layout, const char* file = __builtin_FILE(),
+                      int line = __builtin_LINE()) {
+  using E = typename fragment<accumulator, M, N, K, T>::element_type;
+  detail::MemLane lane{f.x, p, ldm, layout == mem_col_major};
+  safeops::emu::warp_collective("wmma::load_matrix_sync", 0xffffffffu, &lane,
+                                &detail::complete_mem<E, M, N, true>, {file, line});
+}
+
 template <int M, int N, int K, class T>
 void store_matrix_sync(typename fragment<accumulator, M, N, K, T>::element_type* p,
                        const fragment<accumulator, M, N, K, T>& f, unsigned ldm, layout_t layout,
