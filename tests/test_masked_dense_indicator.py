@@ -5,7 +5,9 @@ Paths: "cpu" is what masked_dense runs on a CPU (the row prologue op writing [xs
 TensorFlow MatMul with [W; U]); "gpu" is what it runs when the op is placed on a GPU: the fused
 op Safeops>MaskedDense with indicators = 1 and its registered gradient (the GPU decision is
 injected here, so the op's CPU kernel runs: what a GPU-traced graph runs on a CPU; the CUDA
-kernels are tested in tests/gpu); "xla" is masked_dense under tf.function(jit_compile=True).
+kernels are tested in tests/gpu); "xla" is masked_dense under tf.function(jit_compile=True),
+and "xla_custom_call" the same with the fused op emitted, which XLA compiles to custom calls
+(what it emits on a GPU; here the host targets run the op's CPU kernel).
 """
 
 import numpy as np
@@ -18,11 +20,12 @@ from tf_grads import upstream_second_order
 
 import safeops
 import safeops.dense
+from safeops import _build_info
 
 DTYPES = list(TOLERANCE)
 # gpu: a memory-bound shape on a GPU; gpu_route: a compute-bound one (safeops.routing), both
 # built with the device decision injected and run on the CPU kernels.
-PATHS = ("cpu", "gpu", "gpu_route", "xla")
+PATHS = ("cpu", "gpu", "gpu_route", "xla", "xla_custom_call")
 
 
 def run(path, x, w, u, b, act, renormalize, missing, upstream, dtype, monkeypatch=None):
@@ -49,7 +52,11 @@ def run(path, x, w, u, b, act, renormalize, missing, upstream, dtype, monkeypatc
             )
         return [y, *tape.gradient(y, args, output_gradients=tf.constant(upstream, dtype))]
 
-    if path == "xla":
+    if path == "xla_custom_call":
+        if not _build_info.XLA:
+            pytest.skip("this build has no XLA kernels (python -m safeops info)")
+        monkeypatch.setitem(safeops.dense.XLA_CUSTOM_CALL, "CPU", True)
+    if path.startswith("xla"):
         step = tf.function(step, jit_compile=True)
     out = [t.numpy().astype(np.float64) for t in step(*tensors)]
     return out + [None] * (5 - len(out))

@@ -46,6 +46,32 @@ def test_custom_call_runs_the_fused_ops_kernel(act, renormalize, dtype):
         np.testing.assert_array_equal(bits_of(a), bits_of(c), err_msg=name)
 
 
+@pytest.mark.parametrize("renormalize", [False, True])
+@pytest.mark.parametrize("dtype", [tf.as_dtype(d.name) for d in DTYPES], ids=str)
+def test_custom_call_with_indicator_weights_runs_the_fused_ops_kernel(renormalize, dtype):
+    x, w, b, g = _case(np.random.default_rng(5))
+    u = np.random.default_rng(6).normal(size=w.shape)
+    args = [tf.constant(a, dtype) for a in (x, w, u, b)]
+
+    def step(x, w, u, b):
+        with tf.GradientTape() as tape:
+            tape.watch([x, w, u, b])
+            y = safeops.masked_dense(
+                x, w, b, activation="silu", renormalize=renormalize, indicator_kernel=u
+            )
+        return [y, *tape.gradient(y, [x, w, u, b], output_gradients=tf.constant(g, dtype))]
+
+    with mock.patch.object(dense, "_runs_on_gpu", lambda: True):  # the fused op, on its CPU kernel
+        fused = step(*args)
+    jit = tf.function(step, jit_compile=True)
+    with dense.xla_custom_call_on("CPU"):
+        hlo = jit.experimental_get_compiler_ir(*args)(stage="hlo")
+        xla = jit(*args)
+    assert all(hlo.count(target) == 1 for target in TARGETS) and " dot(" not in hlo
+    for name, a, c in zip(("y", "dx", "dw", "du", "db"), fused, xla, strict=True):
+        np.testing.assert_array_equal(bits_of(a.numpy()), bits_of(c.numpy()), err_msg=name)
+
+
 def _train_step(x, w, b):
     with tf.GradientTape() as tape:
         tape.watch([x, w, b])
