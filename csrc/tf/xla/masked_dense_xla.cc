@@ -18,6 +18,7 @@
 #include "kernels/eigen_gemm.h"
 #include "kernels/masked_dense_attrs.h"
 #include "masked_dense_cpu.h"
+#include "tensorflow/compiler/tf2xla/shape_util.h"
 #include "tensorflow/compiler/tf2xla/type_util.h"
 #include "tensorflow/compiler/tf2xla/xla_op_kernel.h"
 #include "tensorflow/compiler/tf2xla/xla_op_registry.h"
@@ -215,6 +216,20 @@ void emit(XlaOpKernelContext* ctx, bool gpu, const char* target, const CallArgs&
   for (int i = 0; i < n_outputs; ++i) ctx->SetOutput(i, xla::GetTupleElement(call, i));
 }
 
+// Input i's shape. The custom call's buffers have static sizes, so a dynamic (bounded)
+// dimension is refused rather than read as its bound.
+Status static_input_shape(XlaOpKernelContext* ctx, int i, tfw::TensorShape* out) {
+  const absl::StatusOr<xla::Shape> s = ctx->InputXlaShape(i);
+  if (!s.ok()) return s.status();
+  for (int d = 0; d < static_cast<int>(s->dimensions().size()); ++d) {
+    if (s->is_dynamic_dimension(d)) {
+      return invalid_argument("masked_dense under XLA: input ", i, " has a dynamic dimension ", d,
+                              "; its custom call needs static shapes");
+    }
+  }
+  return tfw::XLAShapeToTensorShape(*s, out);
+}
+
 // Shapes as MaskedDenseOp checks them; false (status set) when they disagree.
 bool call_args(XlaOpKernelContext* ctx, const DenseAttrs& at, const tfw::TensorShape& x,
                const tfw::TensorShape& kernel, DenseDims* d, CallArgs* a) {
@@ -247,15 +262,19 @@ class MaskedDenseXla : public XlaOpKernel {
         gpu_(for_gpu(ctx)) {}
 
   void Compile(XlaOpKernelContext* ctx) override {
-    const tfw::TensorShape x = ctx->InputShape(0), kernel = ctx->InputShape(1),
-                           bias = ctx->InputShape(2);
+    tfw::TensorShape x, kernel, bias;
+    OP_REQUIRES_OK(ctx, static_input_shape(ctx, 0, &x));
+    OP_REQUIRES_OK(ctx, static_input_shape(ctx, 1, &kernel));
+    OP_REQUIRES_OK(ctx, static_input_shape(ctx, 2, &bias));
     DenseDims d;
     CallArgs a;
     if (!call_args(ctx, at_, x, kernel, &d, &a)) return;
     OP_REQUIRES_OK(ctx, bias_shape(bias, kernel));
     std::vector<xla::XlaOp> operands = {ctx->Input(0), ctx->Input(1), ctx->Input(2)};
     if (at_.indicator) {
-      OP_REQUIRES_OK(ctx, indicator_shape(ctx->InputShape(3), kernel));
+      tfw::TensorShape u;
+      OP_REQUIRES_OK(ctx, static_input_shape(ctx, 3, &u));
+      OP_REQUIRES_OK(ctx, indicator_shape(u, kernel));
       operands.push_back(ctx->Input(3));
     }
     const xla::PrimitiveType type = ctx->input_xla_type(0);
@@ -277,8 +296,11 @@ class MaskedDenseGradXla : public XlaOpKernel {
         gpu_(for_gpu(ctx)) {}
 
   void Compile(XlaOpKernelContext* ctx) override {
-    const tfw::TensorShape x = ctx->InputShape(0), kernel = ctx->InputShape(1),
-                           saved = ctx->InputShape(2), g = ctx->InputShape(3);
+    tfw::TensorShape x, kernel, saved, g;
+    OP_REQUIRES_OK(ctx, static_input_shape(ctx, 0, &x));
+    OP_REQUIRES_OK(ctx, static_input_shape(ctx, 1, &kernel));
+    OP_REQUIRES_OK(ctx, static_input_shape(ctx, 2, &saved));
+    OP_REQUIRES_OK(ctx, static_input_shape(ctx, 3, &g));
     DenseDims d;
     CallArgs a;
     if (!call_args(ctx, at_, x, kernel, &d, &a)) return;
