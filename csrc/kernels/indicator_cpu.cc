@@ -142,24 +142,33 @@ SAFEOPS_ALWAYS_INLINE void scatter_add(A* rows, int64 stride, const int64* idx, 
   }
 }
 
+// A block of rows per call (a call per row and tile cost more than the additions at N = 64):
+// row r of the block adds its list idx + r * lists, counts[r] long.
 template <class A>
 struct RowAdds {
-  void (*gather)(A*, const A*, int64, const int64*, int64, int64);
-  void (*scatter)(A*, int64, const int64*, int64, const A*, int64);
+  void (*gather)(int64 rows, A* acc, int64 acc_stride, const A* u, int64 stride, const int64* idx,
+                 int64 lists, const int64* counts, int64 width);
+  void (*scatter)(int64 rows, A* sums, int64 stride, const int64* idx, int64 lists,
+                  const int64* counts, const A* src, int64 src_stride, int64 width);
 };
 
 // One instantiation per level; the generic bodies are inlined into each, so they are compiled
 // for that level (GCC and Clang let a function with more target features inline one without).
 #define SAFEOPS_ROW_ADDS(level, target, bytes)                                                    \
   template <class A>                                                                              \
-  target void gather_##level(A* acc, const A* rows, int64 stride, const int64* idx, int64 count,  \
-                             int64 width) {                                                       \
-    gather_add<A, bytes>(acc, rows, stride, idx, count, width);                                   \
+  target void gather_##level(int64 rows, A* acc, int64 acc_stride, const A* u, int64 stride,      \
+                             const int64* idx, int64 lists, const int64* counts, int64 width) {   \
+    for (int64 r = 0; r < rows; ++r) {                                                            \
+      gather_add<A, bytes>(acc + r * acc_stride, u, stride, idx + r * lists, counts[r], width);   \
+    }                                                                                             \
   }                                                                                               \
   template <class A>                                                                              \
-  target void scatter_##level(A* rows, int64 stride, const int64* idx, int64 count, const A* src, \
-                              int64 width) {                                                      \
-    scatter_add<A, bytes>(rows, stride, idx, count, src, width);                                  \
+  target void scatter_##level(int64 rows, A* sums, int64 stride, const int64* idx, int64 lists,   \
+                              const int64* counts, const A* src, int64 src_stride, int64 width) { \
+    for (int64 r = 0; r < rows; ++r) {                                                            \
+      scatter_add<A, bytes>(sums, stride, idx + r * lists, counts[r], src + r * src_stride,       \
+                            width);                                                               \
+    }                                                                                             \
   }
 SAFEOPS_ROW_ADDS(baseline, , 16)
 #if SAFEOPS_X86_DISPATCH
@@ -206,9 +215,10 @@ template <class A>
 constexpr int64 kTile = 512 / sizeof(A);
 
 // Rows per forward block (a tile of U is read from L2 or L3 once per block): their missing
-// lists, [rows, K + 1] indices, take at most 256 KB (16 to 256 rows). A per-call buffer of 2 MB
-// (4032 rows at K = 64) cost more in page faults than the whole row additions.
-int64 block_rows(int64 K) { return std::clamp<int64>((int64{1} << 15) / (K + 1), 16, 256); }
+// lists, [rows, K + 1] indices, take at most 32 KB (16 to 64 rows). The per-call buffers stay
+// under malloc's mmap threshold (128 KB), so that each call does not fault in fresh pages: a
+// 2 MB list buffer (4032 rows at K = 64) cost more than the row additions.
+int64 block_rows(int64 K) { return std::clamp<int64>((int64{1} << 12) / (K + 1), 16, 64); }
 
 // The packed U and the backward's sums are tile-major: tile t of an [R, N] buffer holds its R
 // rows of kTile elements contiguously, so that a tile is one contiguous block. Rows N apart
@@ -318,11 +328,11 @@ int64 chunk_count(const IndicatorCpuArgs& a) {
   return std::min({(a.rows + kRowChunk - 1) / kRowChunk, kMaxChunks, by_memory});
 }
 
-// Rows of dz a chunk keeps at once in the accumulation type (about 128 KB, 8 to 256 rows),
-// which it then adds into its partial tile by tile.
+// Rows of dz a chunk keeps at once in the accumulation type (about 32 KB, 8 to 64 rows, under
+// malloc's mmap threshold as block_rows), which it then adds into its partial tile by tile.
 template <class A>
 int64 dz_block_rows(int64 stride) {
-  return std::clamp<int64>((int64{128} << 10) / (stride * int64{sizeof(A)}), 8, 256);
+  return std::clamp<int64>((int64{32} << 10) / (stride * int64{sizeof(A)}), 8, 64);
 }
 
 template <class T>
@@ -336,29 +346,39 @@ std::size_t sums_bytes(const IndicatorCpuArgs& a) {
 // parameters: inside the kernels' lambdas, the stores (with -fno-strict-aliasing) could alias
 // the captured pointers, which kept the loops scalar and reloading them (4 ms of a 6 ms
 // backward at 4096 x 64 x 256).
+// n columns of `rows` rows, N apart in mm / y / z, kTile apart in acc.
 template <class T>
-void load_tile(int64 n, const T* in, Acc<T>* acc) {
-  for (int64 i = 0; i < n; ++i) acc[i] = Traits<T>::to_acc(in[i]);
-}
-
-template <class T, Activation kAct, bool kZ>
-void store_tile(int64 n, const Acc<T>* acc, T* y, T* z) {
-  for (int64 i = 0; i < n; ++i) {
-    if constexpr (kZ) z[i] = Traits<T>::from_acc(acc[i]);
-    y[i] = Traits<T>::from_acc(activate<kAct>(acc[i]));
+void load_tiles(int64 rows, int64 n, int64 N, const T* in, Acc<T>* acc) {
+  for (int64 r = 0; r < rows; ++r) {
+    for (int64 i = 0; i < n; ++i) acc[r * kTile<Acc<T>> + i] = Traits<T>::to_acc(in[r * N + i]);
   }
 }
 
-// d = g * act'(saved) into d (Acc) and dz (T; may be g's buffer).
+template <class T, Activation kAct, bool kZ>
+void store_tiles(int64 rows, int64 n, int64 N, const Acc<T>* acc, T* y, T* z) {
+  for (int64 r = 0; r < rows; ++r) {
+    for (int64 i = 0; i < n; ++i) {
+      const Acc<T> v = acc[r * kTile<Acc<T>> + i];
+      if constexpr (kZ) z[r * N + i] = Traits<T>::from_acc(v);
+      y[r * N + i] = Traits<T>::from_acc(activate<kAct>(v));
+    }
+  }
+}
+
+// d = g * act'(saved) into d (Acc, rows `stride` apart) and dz (T; may be g's buffer), `rows`
+// rows of N.
 template <class T, Activation kAct>
-void grad_row(int64 n, const T* saved, const T* g, T* dz, Acc<T>* d) {
+void grad_rows(int64 rows, int64 N, int64 stride, const T* saved, const T* g, T* dz, Acc<T>* d) {
   using A = Acc<T>;
-  for (int64 i = 0; i < n; ++i) {
-    A sv = A(0);
-    if constexpr (saved_for(kAct) != Saved::kNone) sv = Traits<T>::to_acc(saved[i]);
-    const A v = activation_grad<kAct>(sv, Traits<T>::to_acc(g[i]));
-    d[i] = v;
-    dz[i] = Traits<T>::from_acc(v);
+  for (int64 r = 0; r < rows; ++r) {
+    for (int64 n = 0; n < N; ++n) {
+      const int64 i = r * N + n;
+      A sv = A(0);
+      if constexpr (saved_for(kAct) != Saved::kNone) sv = Traits<T>::to_acc(saved[i]);
+      const A v = activation_grad<kAct>(sv, Traits<T>::to_acc(g[i]));
+      d[r * stride + n] = v;
+      dz[i] = Traits<T>::from_acc(v);
+    }
   }
 }
 
@@ -382,20 +402,20 @@ void forward(const IndicatorCpuArgs& a, const T* mm, const T* x, const Acc<T>* p
   const int64 K = a.K, N = a.N, stride = padded<A>(N), block = block_rows(K);
   const RowAdds<A> adds = row_adds<A>(a.isa);
   runner.parallel_for(a.rows, N * 8 + K, [=](int64 r0, int64 r1) {
-    Aligned<A> tile(kTile<A>);
-    std::vector<int64> idx(std::min(block, r1 - r0) * (K + 1)), counts(std::min(block, r1 - r0));
+    const int64 most = std::min(block, r1 - r0);
+    Aligned<A> tiles(most * kTile<A>);
+    std::vector<int64> idx(most * (K + 1)), counts(most);
     for (int64 b0 = r0; b0 < r1; b0 += block) {
-      const int64 b1 = std::min(r1, b0 + block);
-      missing_lists<T, M>(x, K, every_k, b0, b1, idx.data(), counts.data());
+      const int64 rows = std::min(r1, b0 + block) - b0;
+      missing_lists<T, M>(x, K, every_k, b0, b0 + rows, idx.data(), counts.data());
       for (int64 c = 0; c < stride; c += kTile<A>) {
         const int64 width = std::min(kTile<A>, stride - c), n = std::min(width, N - c);
-        for (int64 r = b0; r < b1; ++r) {
-          load_tile<T>(n, mm + r * N + c, tile.get());
-          adds.gather(tile.get(), packed + c * (2 * K + 1), kTile<A>, &idx[(r - b0) * (K + 1)],
-                      counts[r - b0],
-                      width);  // + bias + U[k] for the missing k
-          store_tile<T, kAct, kZ>(n, tile.get(), y + r * N + c, kZ ? z + r * N + c : nullptr);
-        }
+        const int64 at = b0 * N + c;
+        load_tiles<T>(rows, n, N, mm + at, tiles.get());
+        // + bias + U[k] for the missing k
+        adds.gather(rows, tiles.get(), kTile<A>, packed + c * (2 * K + 1), kTile<A>, idx.data(),
+                    K + 1, counts.data(), width);
+        store_tiles<T, kAct, kZ>(rows, n, N, tiles.get(), y + at, kZ ? z + at : nullptr);
       }
     }
   });
@@ -421,17 +441,13 @@ void backward(const IndicatorCpuArgs& a, const T* x, const T* saved, const T* g,
       std::fill(part, part + partial, A(0));
       const int64 end = std::min(a.rows, (c + 1) * chunk_rows);
       for (int64 b0 = c * chunk_rows; b0 < end; b0 += block) {
-        const int64 b1 = std::min(end, b0 + block);
-        missing_lists<T, M>(x, K, false, b0, b1, idx.data(), counts.data());
-        for (int64 r = b0; r < b1; ++r) {
-          grad_row<T, kAct>(N, saved + r * N, g + r * N, dz + r * N, d.get() + (r - b0) * stride);
-        }
+        const int64 rows = std::min(end, b0 + block) - b0;
+        missing_lists<T, M>(x, K, false, b0, b0 + rows, idx.data(), counts.data());
+        grad_rows<T, kAct>(rows, N, stride, saved ? saved + b0 * N : nullptr, g + b0 * N,
+                           dz + b0 * N, d.get());
         for (int64 t = 0; t < stride; t += kTile<A>) {
-          const int64 width = std::min(kTile<A>, stride - t);
-          for (int64 r = b0; r < b1; ++r) {
-            adds.scatter(part + t * (K + 1), kTile<A>, &idx[(r - b0) * (K + 1)], counts[r - b0],
-                         d.get() + (r - b0) * stride + t, width);
-          }
+          adds.scatter(rows, part + t * (K + 1), kTile<A>, idx.data(), K + 1, counts.data(),
+                       d.get() + t, stride, std::min(kTile<A>, stride - t));
         }
       }
     }
