@@ -4,13 +4,16 @@ MMAs, and the epilogue (what follows a kernel's last MMA), per kernel, without a
     python tools/sass_report.py [--source cuda/masked_dense.cu] [--match REGEX] [--arch sm_90]
 
 Compiles the source to a cubin with the flags of cuda/CMakeLists.txt, disassembles it with
-cuobjdump (PyPI's nvidia-cuda-cuobjdump, or one on the PATH) and prints one line per kernel
-whose demangled name matches REGEX. Counts are static (instructions in the code, not executed):
-they compare two versions of a kernel, as benchmarks/RESULTS.md does for the fused epilogue.
-The epilogue's division (MUFU.RCP) and global load (LDG) counts are printed apart.
+cuobjdump (PyPI's nvidia-cuda-cuobjdump and nvidia-cuda-nvdisasm, which cuobjdump runs, or ones
+on the PATH) and prints one line per kernel whose demangled name matches REGEX. Counts are
+static (instructions in the code, not executed): they compare two versions of a kernel, as
+benchmarks/RESULTS.md does for the fused epilogue.
+The epilogue's division (MUFU.RCP) and global load (LDG) counts are printed apart, and so are
+the bytes ptxas spills to local memory (stores + loads; 0 is what the launch bounds promise).
 """
 
 import argparse
+import os
 import pathlib
 import re
 import shutil
@@ -23,19 +26,28 @@ MMA = re.compile(r"\b(HMMA|DMMA|IMMA|HGMMA)\b")
 INSTRUCTION = re.compile(r"/\*[0-9a-f]{4,}\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)")
 
 
-def cuobjdump():
+def nvidia_tool(name, package):
+    """The path of a CUDA binary tool: from PyPI's nvidia packages, else the PATH."""
     try:
         import nvidia
 
         for root in nvidia.__path__:
-            for found in pathlib.Path(root).glob("cu*/bin/cuobjdump"):
+            for found in pathlib.Path(root).glob(f"cu*/bin/{name}"):
                 return str(found)
     except ImportError:
         pass
-    found = shutil.which("cuobjdump")
+    found = shutil.which(name)
     if not found:
-        sys.exit("cuobjdump not found: pip install nvidia-cuda-cuobjdump")
+        sys.exit(f"{name} not found: pip install {package}")
     return found
+
+
+def disassemble(cubin):
+    # cuobjdump -sass runs nvdisasm, which it looks for on the PATH or at NVDISASM_PATH.
+    nvdisasm = nvidia_tool("nvdisasm", "nvidia-cuda-nvdisasm")
+    env = dict(os.environ, NVDISASM_PATH=str(pathlib.Path(nvdisasm).parent))
+    cmd = [nvidia_tool("cuobjdump", "nvidia-cuda-cuobjdump"), "-sass", str(cubin)]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
 
 
 def compile_cubin(source, arch, out):
@@ -46,13 +58,17 @@ def compile_cubin(source, arch, out):
         "-Xptxas", "-v", "-o", str(out), str(source),
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    registers, current = {}, None
+    registers, spills, current = {}, {}, None
     for line in done.stderr.splitlines():
         if m := re.search(r"Compiling entry function '(\S+)'", line):
             current = m.group(1)
         elif current and (m := re.search(r"Used (\d+) registers", line)):
             registers[current] = int(m.group(1))
-    return registers
+        elif current and (
+            m := re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", line)
+        ):
+            spills[current] = int(m.group(1)) + int(m.group(2))
+    return registers, spills
 
 
 def functions(sass):
@@ -94,14 +110,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         cubin = pathlib.Path(tmp) / "kernels.cubin"
-        registers = compile_cubin(args.source, args.arch, cubin)
-        sass = subprocess.run(
-            [cuobjdump(), "-sass", str(cubin)], capture_output=True, text=True, check=True
-        ).stdout
+        registers, spills = compile_cubin(args.source, args.arch, cubin)
+        sass = disassemble(cubin)
     found = list(functions(sass))
     names = demangle([name for name, _ in found])
     pattern = re.compile(args.match)
-    print("regs  instr  mma  epilogue  rcp  ldg  kernel")
+    print("regs  spill  instr  mma  epilogue  rcp  ldg  kernel")
     for name, ops in found:
         pretty = names[name].replace("safeops::cuda::(anonymous namespace)::", "")
         if not pattern.search(pretty):
@@ -109,8 +123,8 @@ def main(argv=None):
         p = profile(ops)
         epi = "-" if p["epilogue"] is None else str(p["epilogue"])
         print(
-            f"{registers.get(name, 0):4d}  {p['instructions']:5d}  {p['mma']:3d}  {epi:>8}  "
-            f"{p['epilogue_rcp']:3d}  {p['epilogue_ldg']:3d}  {pretty}"
+            f"{registers.get(name, 0):4d}  {spills.get(name, 0):5d}  {p['instructions']:5d}  "
+            f"{p['mma']:3d}  {epi:>8}  {p['epilogue_rcp']:3d}  {p['epilogue_ldg']:3d}  {pretty}"
         )
     return 0
 
