@@ -9,7 +9,10 @@ on the PATH) and prints one line per kernel whose demangled name matches REGEX. 
 static (instructions in the code, not executed): they compare two versions of a kernel, as
 benchmarks/RESULTS.md does for the fused epilogue.
 The epilogue's division (MUFU.RCP) and global load (LDG) counts are printed apart, and so are
-the bytes ptxas spills to local memory (stores + loads; 0 is what the launch bounds promise).
+the bytes ptxas spills to local memory (stores + loads; 0 is what the launch bounds promise) and
+`loop`: the instructions of the largest loop that stores to global memory (the epilogue's loop
+over 16-byte output groups, all its paths; for SIMT kernels, with no MMA, the only epilogue
+figure).
 """
 
 import argparse
@@ -23,7 +26,7 @@ import tempfile
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 MMA = re.compile(r"\b(HMMA|DMMA|IMMA|HGMMA)\b")
-INSTRUCTION = re.compile(r"/\*[0-9a-f]{4,}\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)")
+INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)([^;]*)")
 
 
 def nvidia_tool(name, package):
@@ -72,7 +75,8 @@ def compile_cubin(source, arch, out):
 
 
 def functions(sass):
-    """(mangled name, [opcode, ...]) per function of a cuobjdump -sass listing."""
+    """(mangled name, [(offset, opcode, operands), ...]) per function of a cuobjdump -sass
+    listing."""
     name, ops = None, []
     for line in sass.splitlines():
         if m := re.search(r"Function : (\S+)", line):
@@ -80,7 +84,7 @@ def functions(sass):
                 yield name, ops
             name, ops = m.group(1), []
         elif name and (m := INSTRUCTION.search(line)):
-            ops.append(m.group(2))
+            ops.append((int(m.group(1), 16), m.group(3), m.group(4)))
     if name:
         yield name, ops
 
@@ -90,13 +94,28 @@ def demangle(names):
     return dict(zip(names, out.stdout.splitlines(), strict=True))
 
 
-def profile(ops):
+def store_loop(code):
+    """Instructions in the largest loop (a backward branch and what it jumps over) that writes
+    global memory and holds no MMA: the epilogue's loop over output groups, every path of it."""
+    best = 0
+    for at, op, operands in code:
+        target = re.search(r"0x([0-9a-f]+)", operands) if op.startswith("BRA") else None
+        if target and int(target.group(1), 16) < at:
+            body = [o for a, o, _ in code if int(target.group(1), 16) <= a <= at]
+            if any(o.startswith("STG") for o in body) and not any(MMA.search(o) for o in body):
+                best = max(best, len(body))
+    return best
+
+
+def profile(code):
+    ops = [op for _, op, _ in code]
     mma = [i for i, op in enumerate(ops) if MMA.search(op)]
     epilogue = ops[mma[-1] + 1 :] if mma else []
     return {
         "instructions": len(ops),
         "mma": len(mma),
         "epilogue": len(epilogue) if mma else None,
+        "store_loop": store_loop(code),
         "epilogue_rcp": sum(op.startswith("MUFU.RCP") for op in epilogue),
         "epilogue_ldg": sum(op.startswith("LDG") for op in epilogue),
     }
@@ -115,7 +134,7 @@ def main(argv=None):
     found = list(functions(sass))
     names = demangle([name for name, _ in found])
     pattern = re.compile(args.match)
-    print("regs  spill  instr  mma  epilogue  rcp  ldg  kernel")
+    print("regs  spill  instr  mma  epilogue  rcp  ldg  loop  kernel")
     for name, ops in found:
         pretty = names[name].replace("safeops::cuda::(anonymous namespace)::", "")
         if not pattern.search(pretty):
@@ -124,7 +143,8 @@ def main(argv=None):
         epi = "-" if p["epilogue"] is None else str(p["epilogue"])
         print(
             f"{registers.get(name, 0):4d}  {spills.get(name, 0):5d}  {p['instructions']:5d}  "
-            f"{p['mma']:3d}  {epi:>8}  {p['epilogue_rcp']:3d}  {p['epilogue_ldg']:3d}  {pretty}"
+            f"{p['mma']:3d}  {epi:>8}  {p['epilogue_rcp']:3d}  {p['epilogue_ldg']:3d}  "
+            f"{p['store_loop']:4d}  {pretty}"
         )
     return 0
 
