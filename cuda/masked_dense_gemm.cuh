@@ -597,7 +597,7 @@ struct BlockGemm {
       mma.stage(st, kLdE, pass);
       __syncthreads();
       // Not unrolled: a trip is a few dozen instructions, and the copies would only grow the
-      // code (the loop runs kGroups / kGemmThreads = 2 to 4 times a pass).
+      // code (the loop runs kGroups / kGemmThreads = 2 to 8 times a pass).
 #pragma unroll 1
       for (int g = threadIdx.x; g < kGroups; g += kGemmThreads) {
         const int r = g / kGroupsPerRow, tr = Mma::tile_row(pass, r);
