@@ -3,7 +3,9 @@
 // Forward: one kernel. The block GEMM of masked_dense_gemm.cuh multiplies x by W with the
 // missing entries of x replaced by 0 as they move from registers to shared memory, counting them
 // per row on the way; its epilogue applies s, the bias and the activation and writes y (and z
-// for gelu/silu) with 16-byte stores. No workspace.
+// for gelu/silu) with 16-byte stores. No workspace. s is computed once per row, into shared
+// memory, after the main loop (one division per row); each thread reads the bias of its one
+// epilogue column once, as a 16-byte vector (docs/design.md, the fused epilogue).
 //
 // Forward with indicator weights U: z = s * (xf @ W) + m @ U + b is the GEMM
 // [xf | m] @ [W; U] over 2K with s on the first half only. The block runs a second main loop
@@ -142,7 +144,7 @@ struct FwdParams {
   T* y;
   T* z;  // written when the activation saves z
   int64 rows, K, N, tiles_n;
-  bool renormalize, nonfinite, vec_x, vec_w, vec_u, vec_out;
+  bool renormalize, nonfinite, vec_x, vec_w, vec_u, vec_out, vec_bias;
 };
 
 // kU: z gains m @ U (see the top of this file).
@@ -153,10 +155,11 @@ __global__ void __launch_bounds__(kGemmThreads,
   // A = x [rows, K] (k-contiguous), B = W [K, N] (n-contiguous).
   using G = BlockGemm<T, BM, BN, true, false, kTC>;
   using Acc = typename G::Acc;
-  constexpr int kOV = Vec<T>::N;
+  using V = Vec<T>;
+  constexpr int kOV = V::N;
   constexpr bool kSaveZ = saved_for(kAct) == Saved::kPreActivation;
   __shared__ __align__(128) unsigned char smem[G::kSmemBytes];
-  __shared__ int row_missing[BM];
+  __shared__ Acc row_scale[BM];  // s per tile row (renormalize only)
 
   const int64 m0 = blockIdx.x / p.tiles_n * BM, n0 = blockIdx.x % p.tiles_n * BN;
   typename G::Mma mma;
@@ -165,28 +168,42 @@ __global__ void __launch_bounds__(kGemmThreads,
   const typename G::Operand b{p.w, p.N, n0, p.N, p.vec_w};
   G::template mainloop<md::MaskA::kCount>(mma, smem, a, b, 0, p.K, p.nonfinite, missing);
   // Read after the next barrier (the epilogue's or scale_rows' first).
-  if (p.renormalize) G::publish_row_missing(missing, row_missing);
+  if (p.renormalize) G::publish_row_scale(missing, p.K, row_scale);
   if constexpr (kU) {
     // acc = s * acc, then acc += m @ U: the epilogue's s is 1.
-    if (p.renormalize) {
-      G::scale_rows(mma, smem,
-                    [&](int r) { return md::renorm_scale<Acc>(p.K, p.K - row_missing[r]); });
-    }
+    if (p.renormalize) G::scale_rows(mma, smem, row_scale);
     const typename G::Operand u{p.u, p.N, n0, p.N, p.vec_u};
     G::template mainloop<md::MaskA::kIndicator, true>(mma, smem, a, u, 0, p.K, p.nonfinite,
                                                       missing);
   }
 
-  G::epilogue(mma, smem, [&](int r, int c, const Acc(&v)[kOV]) {
+  // The bias of this thread's epilogue column, read once. Without a bias it is -0, which adds
+  // nothing to any value (x + -0 is x, -0 and NaN included; +0 would turn -0 into +0), so
+  // every element takes the same addition.
+  const int64 bias_col = n0 + G::epilogue_col();
+  const int bias_cnt =
+      static_cast<int>(max(static_cast<int64>(0), min(static_cast<int64>(kOV), p.N - bias_col)));
+  uint4 bias;
+  if (p.bias != nullptr) {
+    bias = bias_cnt > 0 ? V::load(p.bias + bias_col, bias_cnt, p.vec_bias)
+                        : make_uint4(0u, 0u, 0u, 0u);
+  } else {
+    Bits<T> nz[kOV];
+#pragma unroll
+    for (int e = 0; e < kOV; ++e) nz[e] = bit_cast<Bits<T>>(Traits<T>::from_acc(-Acc(0)));
+    bias = V::pack(nz);
+  }
+
+  const Acc* s = !kU && p.renormalize ? row_scale : nullptr;  // null: 1
+  G::epilogue(mma, smem, s, [&](int r, int c, const Acc(&v)[kOV]) {
     const int64 row = m0 + r, col = n0 + c;
     if (row >= p.rows || col >= p.N) return;
     const int cnt = static_cast<int>(min(static_cast<int64>(kOV), p.N - col));
-    const Acc s = !kU && p.renormalize ? md::renorm_scale<Acc>(p.K, p.K - row_missing[r]) : Acc(1);
     T yv[kOV], zv[kOV];
 #pragma unroll
     for (int e = 0; e < kOV; ++e) {
-      Acc zz = s * v[e];
-      if (p.bias != nullptr && e < cnt) zz += Traits<T>::to_acc(p.bias[col + e]);
+      // v is s * acc; past cnt the bias is 0 and the element is not stored.
+      const Acc zz = v[e] + Traits<T>::to_acc(bit_cast<T>(V::get(bias, e)));
       zv[e] = Traits<T>::from_acc(zz);
       yv[e] = Traits<T>::from_acc(activate<kAct>(zz));
     }
@@ -215,6 +232,7 @@ int forward_impl(const MaskedDenseArgs& args, const T* x, const T* w, const T* u
   p.vec_w = vec_ok(w, args.N);
   p.vec_u = u != nullptr && vec_ok(u, args.N);
   p.vec_out = vec_ok(y, args.N) && (z == nullptr || vec_ok(z, args.N));
+  p.vec_bias = bias != nullptr && aligned(bias, 16);
   return dispatch_activation(args.activation, [&](auto act) {
     return with_tc<T>(args.allow_tf32, [&](auto tc) {
       return with_tiles<T, 128, 64>(out_tiles(args.dtype, args.N), [&](auto bm, auto bn) {
@@ -484,26 +502,31 @@ __global__ void __launch_bounds__(kGemmThreads, (BlockGemm<T, BM, BN, true, true
   using V = Vec<T>;
   constexpr int kOV = V::N;
   __shared__ __align__(128) unsigned char smem[G::kSmemBytes];
+  __shared__ Acc row_scale[BM];  // c 2^a per tile row
 
   const int64 m0 = blockIdx.x / p.tiles_n * BM, n0 = blockIdx.x % p.tiles_n * BN;
+  // Read once per row, after mainloop's barriers; c 2^a is a power of two: the product is exact.
+  G::load_rows(row_scale, [&](int r) {
+    const int64 row = m0 + r;
+    return p.x_scale != nullptr && row < p.rows ? p.c * p.x_scale[row] : p.c;
+  });
   typename G::Mma mma;
   int unused[G::LoaderA::kPer];
   const typename G::Operand a{p.ds, p.N, m0, p.rows, p.vec_ds};
   const typename G::Operand b{p.w, p.N, n0, p.K, p.vec_w};
   G::template mainloop<md::MaskA::kNone>(mma, smem, a, b, 0, p.N, p.nonfinite, unused);
 
-  G::epilogue(mma, smem, [&](int r, int c, const Acc(&v)[kOV]) {
+  G::epilogue(mma, smem, row_scale, [&](int r, int c, const Acc(&v)[kOV]) {
     const int64 row = m0 + r, col = n0 + c;
     if (row >= p.rows || col >= p.K) return;
     const int cnt = static_cast<int>(min(static_cast<int64>(kOV), p.K - col));
     const int64 off = row * p.K + col;
     const uint4 xv = V::load(p.x + off, cnt, p.vec_x);
-    const Acc f = p.x_scale != nullptr ? p.c * p.x_scale[row] : p.c;  // a power of two: exact
     T out[kOV];
 #pragma unroll
     for (int e = 0; e < kOV; ++e) {
       out[e] = md::missing_bits<T>(V::get(xv, e), p.nonfinite) ? bit_cast<T>(Bits<T>(0))
-                                                               : Traits<T>::from_acc(f * v[e]);
+                                                               : Traits<T>::from_acc(v[e]);
     }
     md::store_elems(p.dx + off, out, cnt, p.vec_x);
   });
@@ -542,7 +565,7 @@ __global__ void __launch_bounds__(kGemmThreads,
   G::template mainloop<kMask>(mma, smem, a, b, k0, k_end, p.nonfinite, unused);
 
   Acc* out = p.partial + chunk * p.K * p.N;
-  G::epilogue(mma, smem, [&](int r, int c, const Acc(&v)[kOV]) {
+  G::epilogue(mma, smem, nullptr, [&](int r, int c, const Acc(&v)[kOV]) {
     const int64 k = m0 + r, n = n0 + c;
     if (k >= p.K || n >= p.N) return;
     const int cnt = static_cast<int>(min(static_cast<int64>(kOV), p.N - n));

@@ -16,6 +16,11 @@
 // each row of C by a factor between the two (through shared memory, the way the epilogue reads
 // them: the wmma accumulator layout is unspecified).
 //
+// Per-row factors (the renormalisation s = K / n_obs, the backward's c 2^a) live in shared
+// memory, one Acc per tile row, computed or loaded once per row before the epilogue
+// (publish_row_scale, load_rows); the epilogue multiplies the accumulators by them, so its
+// per-element work is one multiply, with no division and no global load.
+//
 // Each operand tile is copied to shared memory as it lies in global memory: "k-contiguous"
 // (A as [M][K] rows, wmma row_major; B as W^T = [N][K] rows, wmma col_major) or
 // "outer-contiguous" (A as x^T: [K][M]; B as [K][N]). The same loader serves every case.
@@ -512,27 +517,42 @@ struct BlockGemm {
   }
 
   // Sums the missing counts of the kVpr threads that share each A row (adjacent lanes) and
-  // writes them to row_missing[BM]. Needs a barrier before the counts are read.
-  __device__ static void publish_row_missing(const int (&missing)[LoaderA::kPer],
-                                             int* row_missing) {
+  // writes the row's renormalisation factor renorm_scale(K, K - count) to row_scale[BM] in
+  // shared memory. After the butterfly every lane of a row holds its count, so lane q of the
+  // kVpr computes the factor of the thread's q-th row: one division per thread at most (the
+  // code holds one, not kPer). Needs a barrier before the factors are read.
+  __device__ static void publish_row_scale(const int (&missing)[LoaderA::kPer], int64 K,
+                                           Acc* row_scale) {
     static_assert(TA::kKContigA, "per-row counts need k-contiguous A tiles");
     constexpr int kVpr = LoaderA::kVpr;
     static_assert(kVpr <= 32 && (kVpr & (kVpr - 1)) == 0, "row lanes within a warp");
+    static_assert(LoaderA::kPer <= kVpr && kGemmThreads % kVpr == 0, "a lane per row");
+    const int q = static_cast<int>(threadIdx.x) % kVpr;
+    int mine = 0;
 #pragma unroll
     for (int j = 0; j < LoaderA::kPer; ++j) {
       int c = missing[j];
 #pragma unroll
       for (int off = 1; off < kVpr; off <<= 1) c += __shfl_xor_sync(0xffffffffu, c, off);
-      if (LoaderA::col_of(j) == 0) row_missing[LoaderA::row_of(j)] = c;
+      mine = j == q ? c : mine;
     }
+    if (q < LoaderA::kPer) row_scale[LoaderA::row_of(q)] = renorm_scale<Acc>(K, K - mine);
   }
 
-  // Multiplies row r of the accumulators by f(r) (f: tile row -> Acc), through shared memory
+  // out[r] = f(r) for the tile rows r in [0, BM) (out: Acc[BM] in shared memory). Needs a
+  // barrier before out is read (mainloop's first, when called before it).
+  template <class F>
+  __device__ static void load_rows(Acc* out, F&& f) {
+    static_assert(BM <= kGemmThreads, "a thread per row");
+    const int r = static_cast<int>(threadIdx.x);
+    if (r < BM) out[r] = f(r);
+  }
+
+  // Multiplies row r of the accumulators by row_scale[r] (shared memory), through shared memory
   // one epilogue pass at a time (in the accumulation type: one rounding, as the epilogue's
   // product would be). Must follow mainloop; ends with a barrier, so that another mainloop or
   // the epilogue can reuse the shared memory.
-  template <class F>
-  __device__ static void scale_rows(Mma& mma, unsigned char* smem, F&& f) {
+  __device__ static void scale_rows(Mma& mma, unsigned char* smem, const Acc* row_scale) {
     Acc* st = reinterpret_cast<Acc*>(smem);
 #pragma unroll
     for (int pass = 0; pass < BM / kEpiRows; ++pass) {
@@ -540,7 +560,7 @@ struct BlockGemm {
       __syncthreads();
       for (int e = threadIdx.x; e < kEpiRows * BN; e += kGemmThreads) {
         const int r = e / BN, c = e % BN;
-        st[r * kLdE + c] *= f(Mma::tile_row(pass, r));
+        st[r * kLdE + c] *= row_scale[Mma::tile_row(pass, r)];
       }
       __syncthreads();
       mma.reload(st, kLdE, pass);
@@ -548,23 +568,39 @@ struct BlockGemm {
     }
   }
 
+  // The tile column of every 16-byte output group this thread's epilogue sees: one column per
+  // thread (kGemmThreads is a multiple of the groups per row), so that a per-column operand
+  // such as the bias is read once per thread, before the epilogue.
+  static constexpr int kGroupsPerRow = BN / Vec<T>::N;
+  static_assert(kGemmThreads % kGroupsPerRow == 0, "one epilogue column per thread");
+  __device__ static int epilogue_col() {
+    return static_cast<int>(threadIdx.x) % kGroupsPerRow * Vec<T>::N;
+  }
+
   // Calls op(tile_row, tile_col, v) for every 16-byte group of output columns of the tile, v
   // holding the Vec<T>::N accumulators of columns tile_col.. (read from shared memory as
-  // 16-byte vectors: scalar reads at this stride would be 8-way bank conflicts). The caller
-  // bounds-checks. Must follow mainloop (whose last barrier frees the operand stages).
+  // 16-byte vectors: scalar reads at this stride would be 8-way bank conflicts), times
+  // row_scale[tile_row] (shared memory, one rounding in Acc) unless row_scale is null. tile_col
+  // is epilogue_col(). The caller bounds-checks. Must follow mainloop (whose last barrier frees
+  // the operand stages).
   template <class Op>
-  __device__ static void epilogue(const Mma& mma, unsigned char* smem, Op&& op) {
+  __device__ static void epilogue(const Mma& mma, unsigned char* smem, const Acc* row_scale,
+                                  Op&& op) {
     constexpr int kOV = Vec<T>::N;
-    constexpr int kGroups = kEpiRows * (BN / kOV);
+    constexpr int kGroups = kEpiRows * kGroupsPerRow;
     constexpr int kPer16 = Vec<Acc>::N;  // accumulators per 16 bytes
     static_assert(kOV % kPer16 == 0, "whole 16-byte reads");
     Acc* st = reinterpret_cast<Acc*>(smem);
+    const int c = epilogue_col();
 #pragma unroll
     for (int pass = 0; pass < BM / kEpiRows; ++pass) {
       mma.stage(st, kLdE, pass);
       __syncthreads();
+      // Not unrolled: a trip is a few dozen instructions, and the copies would only grow the
+      // code (the loop runs kGroups / kGemmThreads = 2 to 8 times a pass).
+#pragma unroll 1
       for (int g = threadIdx.x; g < kGroups; g += kGemmThreads) {
-        const int r = g / (BN / kOV), c = g % (BN / kOV) * kOV;
+        const int r = g / kGroupsPerRow, tr = Mma::tile_row(pass, r);
         const uint4* src = reinterpret_cast<const uint4*>(st + r * kLdE + c);
         Acc v[kOV];
 #pragma unroll
@@ -573,7 +609,12 @@ struct BlockGemm {
 #pragma unroll
           for (int i = 0; i < kPer16; ++i) v[q * kPer16 + i] = bit_cast<Acc>(Vec<Acc>::get(w, i));
         }
-        op(Mma::tile_row(pass, r), c, v);
+        if (row_scale != nullptr) {
+          const Acc f = row_scale[tr];
+#pragma unroll
+          for (int i = 0; i < kOV; ++i) v[i] = f * v[i];
+        }
+        op(tr, c, v);
       }
       __syncthreads();
     }

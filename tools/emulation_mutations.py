@@ -112,14 +112,30 @@ MUTATIONS = (
         why="the prologue writes s * x at a missing entry instead of selecting +0: NaN reaches "
         "the GEMM",
     ),
+    # The forward epilogue's per-row scale and per-thread bias (docs/design.md).
+    Mutation(
+        "row_scale_of_first_row",
+        "masked_dense_gemm.cuh",
+        old="mine = j == q ? c : mine;",
+        new="mine = j == 0 ? c : mine;",
+        tests=("test_masked_dense_gpu.py", "-k", "matches_reference and renorm"),
+        why="every lane of a row computes s from the count of the thread's first row: the rows "
+        "of the later loader vectors get another row's renormalisation",
+    ),
+    Mutation(
+        "bias_of_first_column",
+        "masked_dense.cu",
+        old="const int64 bias_col = n0 + G::epilogue_col();",
+        new="const int64 bias_col = n0;",
+        tests=_MASKED_DENSE,
+        why="every thread reads the bias of the tile's first 16-byte column group, not of its own "
+        "epilogue column",
+    ),
     # Indicator weights U (m @ U in the forward, dU = m^T @ dz in the backward).
     Mutation(
         "indicator_term_scaled_by_s",
         "masked_dense.cu",
-        old="""    if (p.renormalize) {
-      G::scale_rows(mma, smem,
-                    [&](int r) { return md::renorm_scale<Acc>(p.K, p.K - row_missing[r]); });
-    }
+        old="""    if (p.renormalize) G::scale_rows(mma, smem, row_scale);
     const typename G::Operand u{p.u, p.N, n0, p.N, p.vec_u};
     G::template mainloop<md::MaskA::kIndicator, true>(mma, smem, a, u, 0, p.K, p.nonfinite,
                                                       missing);
@@ -127,10 +143,7 @@ MUTATIONS = (
         new="""    const typename G::Operand u{p.u, p.N, n0, p.N, p.vec_u};
     G::template mainloop<md::MaskA::kIndicator, true>(mma, smem, a, u, 0, p.K, p.nonfinite,
                                                       missing);
-    if (p.renormalize) {
-      G::scale_rows(mma, smem,
-                    [&](int r) { return md::renorm_scale<Acc>(p.K, p.K - row_missing[r]); });
-    }
+    if (p.renormalize) G::scale_rows(mma, smem, row_scale);
 """,
         tests=("test_masked_dense_indicator_gpu.py", "-k", "matches_reference and renorm"),
         why="the forward multiplies the accumulators by s after m @ U was added, not before: "
