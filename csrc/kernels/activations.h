@@ -151,9 +151,10 @@ SAFEOPS_HD A activation_grad(A saved, A g) {
   }
 }
 
-// Calls fn(std::integral_constant<Activation, a>) for the runtime activation.
+// Calls fn(std::integral_constant<Activation, a>) for the runtime activation (host or device:
+// the fused CUDA forward kernel switches over its epilogues with it).
 template <class Fn>
-auto dispatch_activation(Activation a, Fn&& fn) {
+SAFEOPS_HD auto dispatch_activation(Activation a, Fn&& fn) {
   using std::integral_constant;
   switch (a) {
 #define SAFEOPS_ACTIVATION_CASE(e, name, saved, bound) \
