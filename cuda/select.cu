@@ -66,6 +66,30 @@ __device__ void load_cond(MissingCond<T, M> c, int64 i, int cnt, bool vec, bool 
   for (int k = 0; k < N; ++k) m[k] = k < cnt && is_missing<M>(bit_cast<T>(v[k]));
 }
 
+// Group v of a flat pass (the forward's and the flat backward's: N consecutive elements, one
+// 16-byte vector of T, per thread and step): its first element i, its valid elements cnt (N
+// but in the last group), whether it takes the 16-byte path (`vec` and a whole group), and its
+// condition m, read when the condition is full, else the scalar condition m0 in every lane.
+template <int N>
+struct FlatGroup {
+  int64 i;
+  int cnt;
+  bool full;
+  bool m[N];
+
+  template <class Cond>
+  __device__ FlatGroup(int64 v, int64 total, bool vec, Cond cond, bool cond_full, bool m0)
+      : i(v * N),
+        cnt(static_cast<int>(min(static_cast<int64>(N), total - v * N))),
+        full(vec && cnt == N) {
+    if (cond_full) {
+      load_cond<N>(cond, i, cnt, full, m);
+    } else {
+      for (int k = 0; k < N; ++k) m[k] = m0;
+    }
+  }
+};
+
 inline bool cond_vec_ok(BoolCond c, int n) { return aligned(c.c, n); }
 template <class T, Missing M>
 bool cond_vec_ok(MissingCond<T, M> c, int) {
@@ -86,15 +110,7 @@ __global__ void select_flat_kernel(Cond cond, const T* a, const T* b, T* out, in
   const bool m0 = CondFull ? false : cond(0);
   const int64 groups = (total + N - 1) / N;
   for (int64 v = global_thread(); v < groups; v += grid_threads()) {
-    const int64 i = v * N;
-    const int cnt = static_cast<int>(min(static_cast<int64>(N), total - i));
-    const bool full = vec && cnt == N;
-    bool m[N];
-    if (CondFull) {
-      load_cond<N>(cond, i, cnt, full, m);
-    } else {
-      for (int k = 0; k < N; ++k) m[k] = m0;
-    }
+    const auto [i, cnt, full, m] = FlatGroup<N>(v, total, vec, cond, CondFull, m0);
     B av[N], bv[N], o[N];
     if (AFull) V::load_bits(a + i, cnt, full, av);
     if (BFull) V::load_bits(b + i, cnt, full, bv);
@@ -155,15 +171,7 @@ __global__ void flat_backward_kernel(Cond cond, bool cond_full, const T* g, T* g
   Acc sa = sum_identity<Acc>(), sb = sum_identity<Acc>();
   const int64 groups = (total + N - 1) / N;
   for (int64 v = global_thread(); v < groups; v += grid_threads()) {
-    const int64 i = v * N;
-    const int cnt = static_cast<int>(min(static_cast<int64>(N), total - i));
-    const bool full = vec && cnt == N;
-    bool m[N];
-    if (cond_full) {
-      load_cond<N>(cond, i, cnt, full, m);
-    } else {
-      for (int k = 0; k < N; ++k) m[k] = m0;
-    }
+    const auto [i, cnt, full, m] = FlatGroup<N>(v, total, vec, cond, cond_full, m0);
     B gv[N];
     V::load_bits(g + i, cnt, full, gv);
     if (KA == Target::kFull) {

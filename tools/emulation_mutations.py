@@ -35,10 +35,10 @@ MUTATIONS = (
     Mutation(
         "vector_tail_guard",
         "select.cu",
-        old="    const bool full = vec && cnt == N;\n    bool m[N];\n    if (CondFull) {",
-        new="    const bool full = vec;\n    bool m[N];\n    if (CondFull) {",
+        old="        full(vec && cnt == N) {",
+        new="        full(vec) {",
         tests=("test_select_gpu.py", "-k", "every_output_element_is_written and not large"),
-        why="select's forward uses its 16-byte vector path on the partial last group: "
+        why="select's flat passes use their 16-byte vector path on the partial last group: "
         "a store past the end of the output",
     ),
     Mutation(
