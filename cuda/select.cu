@@ -80,7 +80,7 @@ struct FlatGroup {
   template <class Cond>
   __device__ FlatGroup(int64 v, int64 total, bool vec, Cond cond, bool cond_full, bool m0)
       : i(v * N),
-        cnt(static_cast<int>(min(static_cast<int64>(N), total - v * N))),
+        cnt(static_cast<int>(min(static_cast<int64>(N), total - i))),  // i is set first
         full(vec && cnt == N) {
     if (cond_full) {
       load_cond<N>(cond, i, cnt, full, m);
