@@ -333,7 +333,10 @@ def _composite(x, kernel, bias, act, renormalize, missing, xla, u=None, gpu=Fals
 
         y = _composite(f32(x), f32(kernel), f32(bias), act, renormalize, missing, xla, f32(u), gpu)
         return tf.cast(y, x.dtype)
-    indicator = u is not None
+    # With indicator weights on the CPU, the epilogue op adds m @ u after a MatMul over K; on
+    # the GPU route and under XLA the prologue writes [xs, m] for one MatMul with [kernel; u].
+    epilogue_u = u is not None and not (xla or gpu)
+    indicator = u is not None and not epilogue_u
     # Run-time shape checks (not under XLA, where shapes are static): they run before the
     # matmul or concat could fail with its own message.
     checks = [] if in_xla_context() else _features_match(x, kernel, u)
@@ -353,6 +356,8 @@ def _composite(x, kernel, bias, act, renormalize, missing, xla, u=None, gpu=Fals
         z = tf.reshape(z, tf.concat([tf.shape(x)[:-1], tf.shape(kernel)[1:]], 0))
         if x.shape.rank is not None:
             z.set_shape(x.shape[:-1].concatenate(kernel.shape[1:]))
+    if epilogue_u:
+        return _indicator_epilogue(z, x, u, bias, act, missing)
     if act == "relu" and not (xla or gpu):
         # oneDNN's fused relu maps NaN to 0; the epilogue op keeps it (and its one-pass backward
         # also sums dbias). See benchmarks/RESULTS.md for the measurement behind this choice.
@@ -367,6 +372,24 @@ def _composite(x, kernel, bias, act, renormalize, missing, xla, u=None, gpu=Fals
         z = z + bias if gpu else tf.nn.bias_add(z, bias)
     f = _TF_ACTIVATIONS[act]
     return f(z) if f is not None else z
+
+
+def _indicator_epilogue(z, x, u, bias, act, missing):
+    """act(z + m @ u + bias) on the CPU: the epilogue op Safeops>MaskedDenseIndicatorOutput adds
+    the rows of u where x is missing, the bias and, for linear and relu, the activation in one
+    pass over z; its gradient op gives dz, dbias and du = m^T @ dz in one pass. The other
+    activations follow as TensorFlow's, which keeps their second derivatives (the epilogue's
+    gradient op has one for linear and relu only). docs/design.md §3.2 says why this beats a
+    MatMul over [xs, m] with [kernel; u]."""
+    if bias is None:
+        bias = tf.zeros(tf.shape(u)[1:], x.dtype)
+    fused = act if act in ("linear", "relu") else "linear"
+    y, _ = ops.safeops_masked_dense_indicator_output(
+        z, x, u, bias, activation=fused, missing=missing
+    )
+    if fused == act:
+        return y
+    return _TF_ACTIVATIONS[act](y)
 
 
 def _features_match(x, kernel, u=None):
@@ -468,6 +491,43 @@ def _masked_output_grad_grad(op, grad_dz, grad_db):
         upstream = upstream + grad_db  # [N], broadcast over the rows
     dg, _ = ops.safeops_masked_dense_output_grad(saved, upstream, activation=act)
     return [None, dg]
+
+
+@tf.RegisterGradient("Safeops>MaskedDenseIndicatorOutput")
+def _indicator_output_grad(op, grad, _grad_pre_activation):
+    # Inputs matmul, x, indicator_kernel, bias. m = missing(x) is constant in x almost
+    # everywhere: no gradient to x (the prologue's gradient gives dx).
+    x = op.inputs[1]
+    act = _activation_attr(op)
+    y, z = op.outputs
+    saved = _activations.saved_for_backward(act, y, z)
+    dz, dbias, du = ops.safeops_masked_dense_indicator_output_grad(
+        x, saved, grad, activation=act, missing=op.get_attr("missing")
+    )
+    return [dz, None, du, dbias]
+
+
+@tf.RegisterGradient("Safeops>MaskedDenseIndicatorOutputGrad")
+def _indicator_output_grad_grad(op, grad_dz, grad_db, grad_du):
+    # dz = g * act'(saved), db = sum_rows(dz) and du = m^T @ dz are linear in g: the derivative
+    # with respect to g is act'(saved) * (grad_dz + grad_db + m @ grad_du), the forward epilogue
+    # (linear) then the epilogue's backward. With respect to saved it is g * act''(saved), 0
+    # (almost everywhere) for linear and relu, the only activations the CPU path fuses here.
+    act = _activation_attr(op)
+    if act not in ("linear", "relu"):
+        raise LookupError(f"masked_dense: no second derivative of the {act} indicator epilogue")
+    x, saved, g = op.inputs
+    n = tf.shape(g)[-1:]
+    upstream = tf.zeros_like(g) if grad_dz is None else grad_dz
+    if grad_du is None:
+        grad_du = tf.zeros(tf.concat([tf.shape(x)[-1:], n], 0), g.dtype)
+    if grad_db is None:
+        grad_db = tf.zeros(n, g.dtype)
+    upstream, _ = ops.safeops_masked_dense_indicator_output(
+        upstream, x, grad_du, grad_db, activation="linear", missing=op.get_attr("missing")
+    )
+    dg, _ = ops.safeops_masked_dense_output_grad(saved, upstream, activation=act)
+    return [None, None, dg]
 
 
 @tf.RegisterGradient("Safeops>MaskedDenseInputGrad")

@@ -1,9 +1,12 @@
-// The CPU pieces of masked_dense (masked_dense_cpu.h) against float64 formulas written out
-// here: the row prologue and its gradient, the bias + activation epilogue and its backward.
+// The CPU pieces of masked_dense (masked_dense_cpu.h, indicator_cpu.h) against float64 formulas
+// written out here: the row prologue and its gradient, the bias + activation epilogue and its
+// backward.
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "check.h"
+#include "indicator_cpu.h"
 #include "masked_dense_cpu.h"
 #include "reference.h"
 
@@ -142,5 +145,181 @@ TEST(masked_dense_cpu, float32_epilogue_rounds_once) {
   for (int64 i = 0; i < kRows * kN; ++i) {
     const double want = std::tanh(static_cast<double>(mm[i] + bias[i % kN]));
     CHECK(close(y[i], want, std::abs(want), 1e-6)) << i;
+  }
+}
+
+// ---- the indicator epilogue (indicator_cpu.h) -----------------------------------------------
+
+namespace {
+
+// Every vector level this CPU runs (baseline first).
+std::vector<CpuIsa> isa_levels() {
+  std::vector<CpuIsa> levels;
+  for (int i = 0; i <= static_cast<int>(best_cpu_isa()); ++i) levels.push_back(CpuIsa(i));
+  return levels;
+}
+
+struct IndicatorOut {
+  std::vector<double> y, z, dz, db, du;
+};
+
+IndicatorOut run_indicator(const IndicatorCpuArgs& a, const std::vector<double>& mm,
+                           const std::vector<double>& x, const std::vector<double>& u,
+                           const std::vector<double>& bias, const std::vector<double>& g,
+                           const CpuRunner& runner) {
+  const int64 out = a.rows * a.N;
+  IndicatorOut o{std::vector<double>(out), std::vector<double>(out), std::vector<double>(out),
+                 std::vector<double>(a.N, -1.0), std::vector<double>(a.K * a.N, -1.0)};
+  std::vector<char> fws(indicator_forward_workspace_cpu(a));
+  std::vector<char> bws(indicator_backward_workspace_cpu(a));
+  indicator_forward_cpu(a, mm.data(), x.data(), u.data(), bias.data(), o.y.data(), o.z.data(),
+                        fws.data(), runner);
+  const double* kept = saved_for(a.activation) == Saved::kPreActivation ? o.z.data() : o.y.data();
+  indicator_backward_cpu(a, x.data(), kept, g.data(), o.dz.data(), o.db.data(), o.du.data(),
+                         bws.data(), runner);
+  return o;
+}
+
+bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (bits_of(a[i]) != bits_of(b[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST(masked_dense_cpu, isa_names) {
+  CpuIsa isa = CpuIsa::kAvx2;
+  CHECK(parse_cpu_isa("baseline", &isa) && isa == CpuIsa::kBaseline);
+  CHECK(parse_cpu_isa("avx512", &isa) && isa == CpuIsa::kAvx512);
+  CHECK(!parse_cpu_isa("sse9", &isa));
+  for (CpuIsa level : isa_levels()) {
+    CHECK(parse_cpu_isa(cpu_isa_name(level), &isa) && isa == level) << cpu_isa_name(level);
+  }
+}
+
+// z = mm + bias + the rows of U where x is missing (in that order: exact in float64 against the
+// same sums), y = act(z); dz = g act'(z), db = sum_rows(dz), dU = m^T @ dz. Rows over several
+// backward chunks, N not a multiple of any vector width, a row with every feature missing, a
+// feature missing in that row only (its dU row is that row's dz); every level and thread split
+// bit-identical.
+TEST(masked_dense_cpu, indicator_epilogue_and_its_backward) {
+  const int64 rows = 600, K = kK;
+  auto x = test_values<double>(rows * K, 21, 4);     // NaN, +-Inf and -0 in every row
+  for (int64 r = 0; r < rows; ++r) x[r * K] = 0.5;   // feature 0 observed but in row 7
+  for (int64 k = 0; k < K; ++k) x[7 * K + k] = NAN;  // row 7: every feature missing
+  for (int64 N : {int64{9}, int64{37}}) {
+    const auto mm = test_values<double>(rows * N, 22), u = test_values<double>(K * N, 23);
+    const auto bias = test_values<double>(N, 24), g = test_values<double>(rows * N, 25);
+    for (Missing m : {Missing::kNaN, Missing::kNonFinite}) {
+      for (Activation act_kind : kActivations) {
+        IndicatorCpuArgs a{DType::kFloat64, m, act_kind, CpuIsa::kBaseline, rows, K, N};
+        const IndicatorOut base = run_indicator(a, mm, x, u, bias, g, SerialRunner());
+        std::vector<double> want_db(N, 0.0), mag_db(N, 0.0), want_du(K * N, 0.0),
+            mag_du(K * N, 0.0);
+        for (int64 r = 0; r < rows; ++r) {
+          for (int64 n = 0; n < N; ++n) {
+            const int64 i = r * N + n;
+            double zz = mm[i] + bias[n];
+            for (int64 k = 0; k < K; ++k) zz += missing_of(m, x[r * K + k]) ? u[k * N + n] : 0.0;
+            CHECK(bits_of(base.z[i]) == bits_of(zz)) << "z at " << i << ": " << base.z[i];
+            CHECK(close(base.y[i], act(act_kind, zz), std::abs(zz) + std::abs(act(act_kind, zz)),
+                        1e-14))
+                << static_cast<int>(act_kind) << " y at " << i;
+            const double d = g[i] * act_grad(act_kind, zz);
+            CHECK(close(base.dz[i], d, std::abs(g[i]), 1e-13)) << "dz at " << i;
+            want_db[n] += d;
+            mag_db[n] += std::abs(d);
+            for (int64 k = 0; k < K; ++k) {
+              if (!missing_of(m, x[r * K + k])) continue;
+              want_du[k * N + n] += d;
+              mag_du[k * N + n] += std::abs(d);
+            }
+          }
+        }
+        for (int64 n = 0; n < N; ++n) {
+          CHECK(close(base.db[n], want_db[n], mag_db[n], 1e-13)) << "db " << n;
+          // Feature 0 is missing in row 7 only: a one-term sum, dz's own bits.
+          CHECK(bits_of(base.du[n]) == bits_of(base.dz[7 * N + n])) << "dU[0] " << n;
+        }
+        for (int64 i = 0; i < K * N; ++i) {
+          CHECK(close(base.du[i], want_du[i], mag_du[i], 1e-13)) << "dU " << i;
+        }
+        for (CpuIsa isa : isa_levels()) {
+          a.isa = isa;
+          const IndicatorOut o = run_indicator(a, mm, x, u, bias, g, ThreadsRunner(3));
+          CHECK(same_bits(o.y, base.y) && same_bits(o.z, base.z) && same_bits(o.dz, base.dz) &&
+                same_bits(o.db, base.db) && same_bits(o.du, base.du))
+              << cpu_isa_name(isa) << " N=" << N << " act " << static_cast<int>(act_kind);
+        }
+      }
+    }
+  }
+}
+
+// float32 (the CPU path's dtype for float32 and float16): every level and thread split gives the
+// same bits, and no rows gives zero sums.
+TEST(masked_dense_cpu, indicator_epilogue_float32_levels_agree) {
+  const int64 rows = 700, K = 70, N = 45;
+  const auto x = test_values<float>(rows * K, 31, 3);
+  const auto mm = test_values<float>(rows * N, 32), u = test_values<float>(K * N, 33);
+  const auto bias = test_values<float>(N, 34), g = test_values<float>(rows * N, 35);
+  std::vector<float> first_y, first_du;
+  for (CpuIsa isa : isa_levels()) {
+    const IndicatorCpuArgs a{DType::kFloat32, Missing::kNaN, Activation::kRelu, isa, rows, K, N};
+    std::vector<float> y(rows * N), dz(rows * N), db(N), du(K * N);
+    std::vector<char> fws(indicator_forward_workspace_cpu(a)),
+        bws(indicator_backward_workspace_cpu(a));
+    indicator_forward_cpu(a, mm.data(), x.data(), u.data(), bias.data(), y.data(), nullptr,
+                          fws.data(), ThreadsRunner(2));
+    indicator_backward_cpu(a, x.data(), y.data(), g.data(), dz.data(), db.data(), du.data(),
+                           bws.data(), ThreadsRunner(2));
+    if (first_y.empty()) {
+      first_y = y;
+      first_du = du;
+    }
+    CHECK(std::memcmp(y.data(), first_y.data(), y.size() * 4) == 0) << cpu_isa_name(isa);
+    CHECK(std::memcmp(du.data(), first_du.data(), du.size() * 4) == 0) << cpu_isa_name(isa);
+  }
+  const IndicatorCpuArgs none{
+      DType::kFloat32, Missing::kNaN, Activation::kLinear, best_cpu_isa(), 0, K, N};
+  std::vector<float> db(N, -1.0f), du(K * N, -1.0f);
+  std::vector<char> bws(indicator_backward_workspace_cpu(none));
+  indicator_backward_cpu(none, nullptr, nullptr, nullptr, nullptr, db.data(), du.data(), bws.data(),
+                         SerialRunner());
+  for (float v : db) CHECK(bits_of(v) == 0) << v;
+  for (float v : du) CHECK(bits_of(v) == 0) << v;
+}
+
+// NaN policy: a NaN in U reaches every row of its column (the GEMM's 0 * NaN), an Inf gives
+// +-Inf where its feature is missing and NaN (0 * Inf) where it is observed; other columns are
+// untouched.
+TEST(masked_dense_cpu, indicator_epilogue_nonfinite_weights) {
+  const int64 rows = 40, K = 5, N = 20;
+  auto x = test_values<double>(rows * K, 41);
+  for (int64 r = 0; r < rows; r += 3) x[r * K + 2] = NAN;  // feature 2 missing in some rows
+  const auto mm = test_values<double>(rows * N, 42), bias = test_values<double>(N, 43);
+  auto u = test_values<double>(K * N, 44);
+  u[0 * N + 3] = NAN;
+  u[2 * N + 7] = INFINITY;
+  for (CpuIsa isa : isa_levels()) {
+    const IndicatorCpuArgs a{DType::kFloat64, Missing::kNaN, Activation::kLinear, isa, rows, K, N};
+    std::vector<double> y(rows * N);
+    std::vector<char> ws(indicator_forward_workspace_cpu(a));
+    indicator_forward_cpu(a, mm.data(), x.data(), u.data(), bias.data(), y.data(), nullptr,
+                          ws.data(), SerialRunner());
+    for (int64 r = 0; r < rows; ++r) {
+      const bool miss2 = r % 3 == 0;
+      CHECK(std::isnan(y[r * N + 3])) << cpu_isa_name(isa) << " row " << r;
+      CHECK(miss2 ? y[r * N + 7] == INFINITY : std::isnan(y[r * N + 7]))
+          << r << ": " << y[r * N + 7];
+      for (int64 n = 0; n < N; ++n) {
+        if (n == 3 || n == 7) continue;
+        const double want = mm[r * N + n] + bias[n] + (miss2 ? u[2 * N + n] : 0.0);
+        CHECK(close(y[r * N + n], want, std::abs(want) + 1.0, 1e-15)) << r << "," << n;
+      }
+    }
   }
 }

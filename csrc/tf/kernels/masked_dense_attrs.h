@@ -21,15 +21,16 @@ struct DenseAttrs {
   bool indicator = false;  // the fused op's `indicators` attribute is 1: indicator weights U
 };
 
-// The attributes an op has: masking (renormalize, missing), the activation, indicators.
-enum AttrSet : int { kMasking = 1, kActivation = 2, kIndicators = 4 };
+// The attributes an op has: masking (renormalize, missing), the activation, indicators, or
+// the missing policy alone (the indicator epilogue, which does not scale).
+enum AttrSet : int { kMasking = 1, kActivation = 2, kIndicators = 4, kMissingOnly = 8 };
 
 inline DenseAttrs read_attrs(tfw::OpKernelConstruction* ctx, int which) {
   DenseAttrs a;
   std::string activation = "linear";
   Status st;
   if (which & kMasking) st = ctx->GetAttr("renormalize", &a.renormalize);
-  if (st.ok() && (which & kMasking)) st = read_missing(ctx, &a.missing);
+  if (st.ok() && (which & (kMasking | kMissingOnly))) st = read_missing(ctx, &a.missing);
   if (st.ok() && (which & kActivation)) st = ctx->GetAttr("activation", &activation);
   int indicators = 0;
   if (st.ok() && (which & kIndicators)) st = ctx->GetAttr("indicators", &indicators);

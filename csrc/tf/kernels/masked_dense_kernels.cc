@@ -10,10 +10,12 @@
 // EIGEN_USE_THREADS (the contraction on TF's thread pool) is defined for the whole op library
 // (csrc/tf/CMakeLists.txt): its files are compiled as one translation unit.
 
+#include <cstdlib>
 #include <string>
 
 #include "activations.h"
 #include "eigen_gemm.h"
+#include "indicator_cpu.h"
 #include "masked_dense_attrs.h"
 #include "masked_dense_cpu.h"
 #include "missing.h"
@@ -345,6 +347,106 @@ class MaskedDenseOutputGradOp : public OpKernel {
   DenseAttrs at_;
 };
 
+// The CPU path's epilogue with indicator weights (indicator_cpu.h), after TensorFlow's MatMul
+// of xs @ kernel: z = matmul + m @ indicator_kernel + bias, y = act(z).
+
+// The vector level of the row additions (SAFEOPS_CPU_ISA, indicator_cpu.h); false (status set)
+// for an unknown name.
+bool isa_of(OpKernelContext* ctx, CpuIsa* isa) {
+  if (cpu_isa_from_env(isa)) return true;
+  ctx->CtxFailure(invalid_argument(
+      "masked_dense: SAFEOPS_CPU_ISA must be baseline, avx2, avx512 or empty, got '",
+      std::getenv("SAFEOPS_CPU_ISA"), "'"));
+  return false;
+}
+
+// x [..., K] beside a [..., N] tensor with the same leading dimensions; false (status set) when
+// they disagree.
+bool rows_match(OpKernelContext* ctx, const Tensor& x, const Tensor& t, const char* what) {
+  bool same = x.dims() >= 1 && t.dims() == x.dims();
+  for (int i = 0; same && i + 1 < x.dims(); ++i) same = x.dim_size(i) == t.dim_size(i);
+  if (!same) {
+    ctx->CtxFailure(invalid_argument("masked_dense: ", what, " of shape ", t.shape().DebugString(),
+                                     " does not match x of shape ", x.shape().DebugString()));
+  }
+  return same;
+}
+
+IndicatorCpuArgs indicator_args(const DenseAttrs& at, CpuIsa isa, const Tensor& x,
+                                const Tensor& out) {
+  const int64 K = x.dim_size(x.dims() - 1), N = out.dim_size(out.dims() - 1);
+  return {to_dtype(x.dtype()), at.missing, at.activation, isa, N ? out.NumElements() / N : 0, K, N};
+}
+
+class MaskedDenseIndicatorOutputOp : public OpKernel {
+ public:
+  explicit MaskedDenseIndicatorOutputOp(OpKernelConstruction* ctx)
+      : OpKernel(ctx), at_(read_attrs(ctx, kActivation | kMissingOnly)) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &mm = ctx->input(0), &x = ctx->input(1), &u = ctx->input(2), &bias = ctx->input(3);
+    if (!rows_match(ctx, x, mm, "matmul")) return;
+    const TensorShape u_shape({x.dim_size(x.dims() - 1), mm.dim_size(mm.dims() - 1)});
+    OP_REQUIRES_OK(ctx, indicator_shape(u.shape(), u_shape));
+    OP_REQUIRES_OK(ctx, bias_shape(bias.shape(), u_shape));
+    CpuIsa isa;
+    if (!isa_of(ctx, &isa)) return;
+    // As MaskedDenseOutput: the output that is kept takes over the matmul's buffer when it can.
+    const bool save_z = saved_for(at_.activation) == Saved::kPreActivation;
+    Tensor *y = nullptr, *z = nullptr;
+    if (save_z) {
+      OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 1, mm.shape(), &z));
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(0, mm.shape(), &y));
+    } else {
+      OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 0, mm.shape(), &y));
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({0}), &z));
+    }
+    const IndicatorCpuArgs args = indicator_args(at_, isa, x, mm);
+    if (args.rows == 0 || args.N == 0) return;
+    Tensor scratch;
+    void* ws = nullptr;
+    OP_REQUIRES_OK(ctx, cpu_scratch(ctx, indicator_forward_workspace_cpu(args), &scratch, &ws));
+    indicator_forward_cpu(args, data(mm), data(x), data(u), data(bias), data(y),
+                          save_z ? data(z) : nullptr, ws, TfCpuRunner(ctx));
+  }
+
+ private:
+  DenseAttrs at_;
+};
+
+class MaskedDenseIndicatorOutputGradOp : public OpKernel {
+ public:
+  explicit MaskedDenseIndicatorOutputGradOp(OpKernelConstruction* ctx)
+      : OpKernel(ctx), at_(read_attrs(ctx, kActivation | kMissingOnly)) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &x = ctx->input(0), &saved = ctx->input(1), &g = ctx->input(2);
+    if (!rows_match(ctx, x, g, "grad")) return;
+    const bool needs_saved = saved_for(at_.activation) != Saved::kNone;
+    OP_REQUIRES(ctx, !needs_saved || saved.shape() == g.shape(),
+                invalid_argument("masked_dense gradient: saved activation has shape ",
+                                 saved.shape().DebugString(), ", grad has shape ",
+                                 g.shape().DebugString()));
+    CpuIsa isa;
+    if (!isa_of(ctx, &isa)) return;
+    const int64 K = x.dim_size(x.dims() - 1), N = g.dim_size(g.dims() - 1);
+    Tensor *dz = nullptr, *db = nullptr, *du = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({2}, 0, g.shape(), &dz));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({N}), &db));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({K, N}), &du));
+    // No rows: db and du are sums of nothing (the kernel writes zeros).
+    const IndicatorCpuArgs args = indicator_args(at_, isa, x, g);
+    Tensor scratch;
+    void* ws = nullptr;
+    OP_REQUIRES_OK(ctx, cpu_scratch(ctx, indicator_backward_workspace_cpu(args), &scratch, &ws));
+    indicator_backward_cpu(args, data(x), needs_saved ? data(saved) : nullptr, data(g), data(dz),
+                           data(db), data(du), ws, TfCpuRunner(ctx));
+  }
+
+ private:
+  DenseAttrs at_;
+};
+
 #define SAFEOPS_REGISTER_DENSE(DEV_NAME, DEV, T)                                                   \
   REGISTER_KERNEL_BUILDER(Name("Safeops>MaskedDense").Device(DEV_NAME).TypeConstraint<T>("T"),     \
                           MaskedDenseOp<DEV>);                                                     \
@@ -357,14 +459,21 @@ class MaskedDenseOutputGradOp : public OpKernel {
       Name("Safeops>MaskedDenseInputGrad").Device(DEV_NAME).TypeConstraint<T>("T"),                \
       MaskedDenseInputGradOp<DEV>);
 
-#define SAFEOPS_REGISTER_CPU(T)                                                             \
-  SAFEOPS_REGISTER_DENSE(tfw::DEVICE_CPU, Cpu, T)                                           \
-  REGISTER_KERNEL_BUILDER(                                                                  \
-      Name("Safeops>MaskedDenseOutput").Device(tfw::DEVICE_CPU).TypeConstraint<T>("T"),     \
-      MaskedDenseOutputOp);                                                                 \
-  REGISTER_KERNEL_BUILDER(                                                                  \
-      Name("Safeops>MaskedDenseOutputGrad").Device(tfw::DEVICE_CPU).TypeConstraint<T>("T"), \
-      MaskedDenseOutputGradOp);
+#define SAFEOPS_REGISTER_CPU(T)                                                                  \
+  SAFEOPS_REGISTER_DENSE(tfw::DEVICE_CPU, Cpu, T)                                                \
+  REGISTER_KERNEL_BUILDER(                                                                       \
+      Name("Safeops>MaskedDenseOutput").Device(tfw::DEVICE_CPU).TypeConstraint<T>("T"),          \
+      MaskedDenseOutputOp);                                                                      \
+  REGISTER_KERNEL_BUILDER(                                                                       \
+      Name("Safeops>MaskedDenseOutputGrad").Device(tfw::DEVICE_CPU).TypeConstraint<T>("T"),      \
+      MaskedDenseOutputGradOp);                                                                  \
+  REGISTER_KERNEL_BUILDER(                                                                       \
+      Name("Safeops>MaskedDenseIndicatorOutput").Device(tfw::DEVICE_CPU).TypeConstraint<T>("T"), \
+      MaskedDenseIndicatorOutputOp);                                                             \
+  REGISTER_KERNEL_BUILDER(Name("Safeops>MaskedDenseIndicatorOutputGrad")                         \
+                              .Device(tfw::DEVICE_CPU)                                           \
+                              .TypeConstraint<T>("T"),                                           \
+                          MaskedDenseIndicatorOutputGradOp);
 TF_CALL_half(SAFEOPS_REGISTER_CPU);
 TF_CALL_bfloat16(SAFEOPS_REGISTER_CPU);
 TF_CALL_float(SAFEOPS_REGISTER_CPU);

@@ -52,6 +52,23 @@ bool saves_pre_activation(InferenceContext* c) {
          saved_for(act) == Saved::kPreActivation;
 }
 
+// The epilogue ops' outputs: input 0 (matmul [..., N]) with the bias (input bias_input, [N])
+// merged into its last dimension, and pre_activation as for MaskedDense. n (if non-null) gets N.
+Status epilogue_shapes(InferenceContext* c, int bias_input, DimensionHandle* n_out) {
+  ShapeHandle mm, bias;
+  TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 1, &mm));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(bias_input), 1, &bias));
+  DimensionHandle n;
+  TF_RETURN_IF_ERROR(c->Merge(c->Dim(mm, -1), c->Dim(bias, 0), &n));
+  ShapeHandle leading, out;
+  TF_RETURN_IF_ERROR(c->Subshape(mm, 0, -1, &leading));
+  TF_RETURN_IF_ERROR(c->Concatenate(leading, c->Vector(n), &out));
+  c->set_output(0, out);
+  c->set_output(1, saves_pre_activation(c) ? out : c->Vector(0));
+  if (n_out != nullptr) *n_out = n;
+  return ok_status();
+}
+
 }  // namespace
 
 REGISTER_OP("Safeops>MaskedDense")
@@ -172,19 +189,7 @@ REGISTER_OP("Safeops>MaskedDenseOutput")
     .Output("pre_activation: T")
     .Attr("T: {half, bfloat16, float, double}")
     .Attr(kActivations)
-    .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle mm, bias;
-      TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 1, &mm));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 1, &bias));
-      DimensionHandle n;
-      TF_RETURN_IF_ERROR(c->Merge(c->Dim(mm, -1), c->Dim(bias, 0), &n));
-      ShapeHandle leading, out;
-      TF_RETURN_IF_ERROR(c->Subshape(mm, 0, -1, &leading));
-      TF_RETURN_IF_ERROR(c->Concatenate(leading, c->Vector(n), &out));
-      c->set_output(0, out);
-      c->set_output(1, saves_pre_activation(c) ? out : c->Vector(0));
-      return ok_status();
-    })
+    .SetShapeFn([](InferenceContext* c) { return epilogue_shapes(c, 1, nullptr); })
     .Doc(R"doc(
 masked_dense's epilogue on the CPU path: output = act(matmul + bias) over the last axis, in the
 accumulation type, with the activations of the fused op (a NaN pre-activation stays NaN).
@@ -209,6 +214,61 @@ REGISTER_OP("Safeops>MaskedDenseOutputGrad")
     .Doc(R"doc(
 Gradient of MaskedDenseOutput in one pass: grad_matmul = grad * act'(.) from `saved` (as for
 MaskedDenseGrad), grad_bias = its sum over every axis but the last.
+)doc");
+
+REGISTER_OP("Safeops>MaskedDenseIndicatorOutput")
+    .Input("matmul: T")
+    .Input("x: T")
+    .Input("indicator_kernel: T")
+    .Input("bias: T")
+    .Output("output: T")
+    .Output("pre_activation: T")
+    .Attr("T: {half, bfloat16, float, double}")
+    .Attr(kActivations)
+    .Attr("missing: {'nan', 'nonfinite'} = 'nan'")
+    .SetShapeFn([](InferenceContext* c) {
+      DimensionHandle n, k;
+      TF_RETURN_IF_ERROR(epilogue_shapes(c, 3, &n));
+      ShapeHandle x, u, unused;
+      TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(1), 1, &x));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 2, &u));
+      TF_RETURN_IF_ERROR(c->Merge(c->Dim(x, -1), c->Dim(u, 0), &k));
+      TF_RETURN_IF_ERROR(c->Merge(c->Dim(u, 1), n, &n));
+      ShapeHandle x_leading, mm_leading;
+      TF_RETURN_IF_ERROR(c->Subshape(x, 0, -1, &x_leading));
+      TF_RETURN_IF_ERROR(c->Subshape(c->input(0), 0, -1, &mm_leading));
+      return c->Merge(x_leading, mm_leading, &unused);
+    })
+    .Doc(R"doc(
+masked_dense's epilogue on the CPU path with indicator weights, after MatMul(xs, kernel): with
+m = missing(x), output = act(matmul + m @ indicator_kernel + bias) over the last axis, in the
+accumulation type, in one pass (the rows of indicator_kernel where x is missing are added).
+pre_activation as for MaskedDenseOutput.
+)doc");
+
+REGISTER_OP("Safeops>MaskedDenseIndicatorOutputGrad")
+    .Input("x: T")
+    .Input("saved: T")
+    .Input("grad: T")
+    .Output("grad_matmul: T")
+    .Output("grad_bias: T")
+    .Output("grad_indicator_kernel: T")
+    .Attr("T: {half, bfloat16, float, double}")
+    .Attr(kActivations)
+    .Attr("missing: {'nan', 'nonfinite'} = 'nan'")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle x, g;
+      TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 1, &x));
+      TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(2), 1, &g));
+      c->set_output(0, g);
+      c->set_output(1, c->Vector(c->Dim(g, -1)));
+      c->set_output(2, c->Matrix(c->Dim(x, -1), c->Dim(g, -1)));
+      return ok_status();
+    })
+    .Doc(R"doc(
+Gradient of MaskedDenseIndicatorOutput in one pass: grad_matmul = dz = grad * act'(.) from
+`saved` (as for MaskedDenseGrad), grad_bias = sum of dz over every axis but the last,
+grad_indicator_kernel = m^T @ dz (fixed row chunks summed in a fixed order).
 )doc");
 
 }  // namespace tf
