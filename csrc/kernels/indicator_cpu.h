@@ -10,9 +10,11 @@
 // multiply-adds of a GEMM over the indicators, so it grows with the missing fraction.
 //
 // The row additions run with the widest vectors the CPU has (runtime dispatch, CpuIsa), on U
-// stored with a row stride padded to 64 bytes and 64-byte aligned (full-width aligned loads).
-// Every level adds the same terms in the same order (no multiply, so no FMA contraction): the
-// levels give bit-identical results.
+// packed tile-major in the accumulation type; the forward adds them to mm's rows on the way to
+// y's, the backward sums each feature's rows of dz (the dU row of a missing feature). Every
+// level adds the same terms in the same order (no multiply, so no FMA contraction): the levels
+// give bit-identical results. masked_dense runs this epilogue on the CPU up to
+// dense.CPU_INDICATOR_EPILOGUE_MAX_K features (docs/design.md).
 #pragma once
 
 #include <cstddef>
