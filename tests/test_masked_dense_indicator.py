@@ -28,7 +28,9 @@ from safeops._loader import ops
 DTYPES = list(TOLERANCE)
 # gpu: a memory-bound shape on a GPU; gpu_route: a compute-bound one (safeops.routing), both
 # built with the device decision injected and run on the CPU kernels.
-PATHS = ("cpu", "gpu", "gpu_route", "xla", "xla_custom_call")
+# cpu_matmul: the CPU's design for K above dense.CPU_INDICATOR_EPILOGUE_MAX_K (the prologue
+# writing [xs, m], one MatMul with [W; U]), the limit lowered to 0 here.
+PATHS = ("cpu", "cpu_matmul", "gpu", "gpu_route", "xla", "xla_custom_call")
 
 
 def run(path, x, w, u, b, act, renormalize, missing, upstream, dtype, monkeypatch=None):
@@ -37,6 +39,8 @@ def run(path, x, w, u, b, act, renormalize, missing, upstream, dtype, monkeypatc
         monkeypatch.setattr(safeops.dense, "_runs_on_gpu", lambda: True)
     if path == "gpu_route":
         monkeypatch.setattr(safeops.dense, "_gpu_route", lambda kernel: safeops.routing.PROLOGUE)
+    if path == "cpu_matmul":
+        monkeypatch.setattr(safeops.dense, "CPU_INDICATOR_EPILOGUE_MAX_K", 0)
     tensors = [tf.constant(a, dtype) for a in (x, w, u)]
     if b is not None:
         tensors.append(tf.constant(b, dtype))
@@ -269,6 +273,17 @@ def _op_types(fn, *args):
     return {op.type for op in tf.function(fn).get_concrete_function(*args).graph.get_operations()}
 
 
+@pytest.mark.parametrize("above", [False, True])
+def test_cpu_design_follows_k(above):
+    """Up to dense.CPU_INDICATOR_EPILOGUE_MAX_K features the epilogue op, above it the prologue
+    writing [xs, m] and one MatMul with [W; U]."""
+    k = safeops.dense.CPU_INDICATOR_EPILOGUE_MAX_K + int(above)
+    w = tf.ones((k, 3))
+    types = _op_types(lambda a: safeops.masked_dense(a, w, indicator_kernel=w), tf.ones((2, k)))
+    assert ("Safeops>MaskedDenseIndicatorOutput" in types) is not above
+    assert ("ConcatV2" in types) is above
+
+
 def test_path_selection(monkeypatch):
     """CPU: the prologue op (indicator=False), TF's MatMul over K and the indicator epilogue op;
     the GPU route: the prologue with indicator=True and one MatMul with [W; U]; GPU: the fused
@@ -288,6 +303,9 @@ def test_path_selection(monkeypatch):
         ]
 
     assert prologue_attrs() == [False]
+    with monkeypatch.context() as route:  # K above the CPU's limit for the epilogue
+        route.setattr(safeops.dense, "CPU_INDICATOR_EPILOGUE_MAX_K", 1)
+        assert prologue_attrs() == [True]
     with monkeypatch.context() as route:
         route.setattr(safeops.dense, "_runs_on_gpu", lambda: True)
         route.setattr(safeops.dense, "_gpu_route", lambda kernel: safeops.routing.PROLOGUE)

@@ -25,8 +25,10 @@ Execution paths, chosen when the op is created (same values, same zero-gradient 
     activation, fused into oneDNN's _FusedMatMul by grappler, except relu: oneDNN's relu maps NaN
     to 0, so relu runs in the epilogue op Safeops>MaskedDenseOutput, whose one-pass backward also
     sums dbias (benchmarks/RESULTS.md). float16 computes in float32 (see _composite). With an
-    indicator_kernel the prologue also writes the indicators (rows [xs, m], 2K wide) and the one
-    MatMul takes [kernel; indicator_kernel].
+    indicator_kernel, the epilogue op Safeops>MaskedDenseIndicatorOutput adds its rows where x is
+    missing (and the bias, and relu) after the MatMul over K, for K up to
+    CPU_INDICATOR_EPILOGUE_MAX_K; above it the prologue also writes the indicators (rows
+    [xs, m], 2K wide) and the one MatMul takes [kernel; indicator_kernel].
   * XLA (`jit_compile=True`), which Keras' default jit_compile="auto" turns on where a GPU is
     visible (and no tf.distribute strategy is active): on a GPU the fused op, which XLA compiles
     to one custom call per direction over the same CUDA kernels (csrc/tf/xla); on a CPU, and
@@ -267,6 +269,17 @@ def _gpu_route(kernel):
 # TensorFlow has no GPU here).
 XLA_CUSTOM_CALL = {"CPU": False, "GPU": True}
 
+# On a CPU (no XLA), indicator weights with K up to this run in the epilogue op
+# Safeops>MaskedDenseIndicatorOutput (a MatMul over K, then the rows of U added where x is
+# missing); larger K, or a K unknown when the op is created, run one MatMul over [xs, m] with
+# [kernel; U]. The epilogue's additions grow with the missing fraction, the doubled GEMM with K.
+# Training step with U over the step without it, both designs in one process (relu, float32,
+# benchmarks/RESULTS.md, 2026-12-02): at 16 % missing 1.15 / 1.22 / 1.34x against 1.27 / 1.34 /
+# 1.58x at K = 64 / 128 / 256, at 30 % 1.23-1.49x against 1.27-1.59x; at 50 % the epilogue
+# is 2-13 % slower there (1.33-1.76x against 1.30-1.62x), and at K = 1024 1.3-1.6x slower
+# at any fraction.
+CPU_INDICATOR_EPILOGUE_MAX_K = 256
+
 
 @contextlib.contextmanager
 def xla_custom_call_on(device, enabled=True):
@@ -317,9 +330,10 @@ def _fused(x, kernel, bias, act, renormalize, missing, u=None):
 
 def _composite(x, kernel, bias, act, renormalize, missing, xla, u=None, gpu=False):
     """The prologue (TensorFlow ops when xla, else the Safeops>MaskedDenseInput op), one MatMul,
-    bias and activation. With indicator weights u, the prologue's rows are [xs, m] and the
-    MatMul takes [kernel; u]: s * (xf @ kernel) + m @ u in one GEMM, whose gradient gives
-    dkernel and du (benchmarks/RESULTS.md has what the other designs measured). `gpu`: the
+    bias and activation. With indicator weights u, either the indicator epilogue op after the
+    MatMul (the CPU up to CPU_INDICATOR_EPILOGUE_MAX_K) or prologue rows [xs, m] and a MatMul
+    with [kernel; u]: s * (xf @ kernel) + m @ u in one GEMM, whose gradient gives dkernel and
+    du (benchmarks/RESULTS.md has what the designs measured). `gpu`: the
     route of compute-bound shapes on a GPU (safeops.routing), the prologue op's CUDA kernel then
     TensorFlow's activations as under XLA (the relu epilogue op is the CPU's answer to oneDNN)."""
     if x.dtype == tf.float16:
@@ -333,9 +347,10 @@ def _composite(x, kernel, bias, act, renormalize, missing, xla, u=None, gpu=Fals
 
         y = _composite(f32(x), f32(kernel), f32(bias), act, renormalize, missing, xla, f32(u), gpu)
         return tf.cast(y, x.dtype)
-    # With indicator weights on the CPU, the epilogue op adds m @ u after a MatMul over K; on
-    # the GPU route and under XLA the prologue writes [xs, m] for one MatMul with [kernel; u].
-    epilogue_u = u is not None and not (xla or gpu)
+    # With indicator weights on the CPU, the epilogue op adds m @ u after a MatMul over K up to
+    # CPU_INDICATOR_EPILOGUE_MAX_K; above it, on the GPU route and under XLA the prologue writes
+    # [xs, m] for one MatMul with [kernel; u].
+    epilogue_u = u is not None and not (xla or gpu) and _cpu_indicator_epilogue(kernel)
     indicator = u is not None and not epilogue_u
     # Run-time shape checks (not under XLA, where shapes are static): they run before the
     # matmul or concat could fail with its own message.
@@ -374,13 +389,18 @@ def _composite(x, kernel, bias, act, renormalize, missing, xla, u=None, gpu=Fals
     return f(z) if f is not None else z
 
 
+def _cpu_indicator_epilogue(kernel):
+    K = kernel.shape[0] if kernel.shape.rank == 2 else None
+    return K is not None and K <= CPU_INDICATOR_EPILOGUE_MAX_K
+
+
 def _indicator_epilogue(z, x, u, bias, act, missing):
     """act(z + m @ u + bias) on the CPU: the epilogue op Safeops>MaskedDenseIndicatorOutput adds
     the rows of u where x is missing, the bias and, for linear and relu, the activation in one
     pass over z; its gradient op gives dz, dbias and du = m^T @ dz in one pass. The other
     activations follow as TensorFlow's, which keeps their second derivatives (the epilogue's
-    gradient op has one for linear and relu only). docs/design.md §3.2 says why this beats a
-    MatMul over [xs, m] with [kernel; u]."""
+    gradient op has one for linear and relu only). docs/design.md §3.2 says where this beats a
+    MatMul over [xs, m] with [kernel; u] (CPU_INDICATOR_EPILOGUE_MAX_K)."""
     if bias is None:
         bias = tf.zeros(tf.shape(u)[1:], x.dtype)
     fused = act if act in ("linear", "relu") else "linear"
