@@ -81,7 +81,7 @@ def _bench(args):
     import json
 
     from safeops import _startup
-    from safeops.bench import dense_cpu, dense_xla, missing, where_cpu
+    from safeops.bench import dense_cpu, dense_xla, indicator_cpu, missing, where_cpu
 
     _startup.start_tensorflow()
     results = {}
@@ -94,6 +94,9 @@ def _bench(args):
     if args.suite == "xla":  # needs a build with XLA kernels: not part of "all"
         results["xla"] = dense_xla.run(repeats=args.repeats or 20, seed=args.seed)
         print(dense_xla.report(results["xla"]))
+    if args.suite == "indicator":  # minutes at K = 1024: not part of "all"
+        results["indicator"] = indicator_cpu.run(repeats=args.repeats or 20, seed=args.seed)
+        print(indicator_cpu.report(results["indicator"]))
     if args.suite == "missing":  # minutes, and needs scikit-learn: not part of "all"
         results["missing"] = missing.run_args(args)
         print(missing.report(results["missing"]))
@@ -108,11 +111,11 @@ def _bench_args(parser):
 
     parser.add_argument(
         "--suite",
-        choices=("where", "dense", "all", "xla", "missing"),
+        choices=("where", "dense", "all", "xla", "indicator", "missing"),
         default="all",
         help="which suite to run (all: where and dense; xla: masked_dense's custom call against "
-        "its composite under XLA; missing: does a model learn better from data with missing "
-        "values, needs scikit-learn)",
+        "its composite under XLA; indicator: the CPU's two designs for indicator weights; "
+        "missing: does a model learn better from data with missing values, needs scikit-learn)",
     )
     where_cpu.add_arguments(parser)  # --sizes (where only), --repeats, --seed, --json
     missing.add_suite_arguments(parser)  # --seeds, --epochs, --only, --plot (missing only)

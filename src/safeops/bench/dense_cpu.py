@@ -16,9 +16,8 @@ import sys
 import numpy as np
 
 from safeops.bench.timing import (
-    RATIO_NOTE,
-    cpu_description,
-    format_table,
+    add_shape_arguments,
+    cpu_report,
     interleaved_medians,
     suite_main,
     time_ratio,
@@ -122,19 +121,11 @@ def report(results):
         "indicator ms",
         "indicator vs safeops",
     )
-    return "\n".join(
-        [
-            f"masked_dense training step (relu, float32), {cpu_description()}",
-            RATIO_NOTE,
-            format_table(header, rows),
-        ]
-    )
+    return cpu_report("masked_dense training step (relu, float32)", header, rows)
 
 
 def add_arguments(parser):
-    parser.add_argument("--repeats", type=int, default=20, help="timed rounds per shape")
-    parser.add_argument("--seed", type=int, help="random seed (default: fresh)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    add_shape_arguments(parser)
 
 
 def run_args(args):

@@ -17,9 +17,7 @@ import numpy as np
 
 from safeops.bench.dense_cpu import SHAPES
 from safeops.bench.timing import (
-    RATIO_NOTE,
-    cpu_description,
-    format_table,
+    cpu_report,
     interleaved_medians,
     time_ratio,
 )
@@ -96,10 +94,4 @@ def report(results):
         for r in results
     ]
     header = ("B x K x N", "composite ms", "custom call ms", "custom call / composite", "no XLA ms")
-    return "\n".join(
-        [
-            f"masked_dense training step under XLA (relu, float32), {cpu_description()}",
-            RATIO_NOTE,
-            format_table(header, rows),
-        ]
-    )
+    return cpu_report("masked_dense training step under XLA (relu, float32)", header, rows)

@@ -61,6 +61,18 @@ def format_table(header, rows):
     return "\n".join(lines)
 
 
+def cpu_report(title, header, rows):
+    """A CPU suite's report: its title with this machine's CPU, RATIO_NOTE and the table."""
+    return "\n".join([f"{title}, {cpu_description()}", RATIO_NOTE, format_table(header, rows)])
+
+
+def add_shape_arguments(parser):
+    """--repeats, --seed and --json of the suites timed over (B, K, N) shapes."""
+    parser.add_argument("--repeats", type=int, default=20, help="timed rounds per case")
+    parser.add_argument("--seed", type=int, help="random seed (default: fresh)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+
+
 def human_count(n):
     """1e7 for 10_000_000, else the number."""
     exp = len(str(n)) - 1
