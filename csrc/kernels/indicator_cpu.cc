@@ -230,9 +230,8 @@ std::uint64_t missing_word(const T* x, int64 n) {
 }
 
 // The rows to add for row xr: the bias row K, then the missing k (idx gets [K, k...]); returns
-// the count. Branch-free: the index is written, the count advanced by the test. With
-// `every_k` (a U with a NaN or an Inf, see pack) all K follow the bias, k where x is missing
-// and K + 1 + k (the row 0 * U[k]) where it is observed.
+// the count. With `every_k` (a U with a NaN or an Inf, see pack) all K follow the bias, k where
+// x is missing and K + 1 + k (the row 0 * U[k]) where it is observed.
 template <class T, Missing M>
 int64 missing_list(const T* xr, int64 K, bool every_k, int64* idx) {
   idx[0] = K;
