@@ -144,6 +144,16 @@ def test_explain_paths_reports_what_was_traced(jit_compile):
     assert "on a GPU (the rule, not observed)" in text and call in text
 
 
+def test_explain_paths_names_the_indicator_epilogue():
+    model = keras.Sequential(
+        [keras.Input((4,)), safeops.layers.MaskedDense(3, activation="relu", indicator=True)]
+    )
+    report = safeops.explain_paths(model, _x())
+    ((_, types, path),) = report.rows
+    assert "Safeops>MaskedDenseIndicatorOutput" in types and "indicator epilogue" in path
+    assert "with or without indicator weights" in str(report)
+
+
 def test_explain_paths_of_functions():
     x = _x()
     fn = tf.function(lambda a: safeops.fill_missing(a), jit_compile=True)

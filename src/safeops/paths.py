@@ -13,6 +13,7 @@ from safeops import _build_info
 # What the ops of a traced graph say about masked_dense's path (docs/design.md §4).
 _FUSED = "Safeops>MaskedDense"
 _CPU_PROLOGUE = "Safeops>MaskedDenseInput"
+_CPU_INDICATOR_EPILOGUE = "Safeops>MaskedDenseIndicatorOutput"
 
 
 def explain_paths(model_or_function, *example_inputs):
@@ -89,6 +90,8 @@ def _wrapper(scope):
 def _path(types, xla):
     if _FUSED in types:
         return "fused Safeops>MaskedDense" + (", compiled to XLA custom calls" if xla else "")
+    if _CPU_INDICATOR_EPILOGUE in types:
+        return "row prologue op + TensorFlow MatMul + indicator epilogue op (the CPU path)"
     if _CPU_PROLOGUE in types:
         return "row prologue op + TensorFlow MatMul (the CPU path; on a GPU, compute-bound shapes)"
     if types:
@@ -97,13 +100,13 @@ def _path(types, xla):
 
 
 _GPU_RULE = {
-    False: "safeops' CUDA kernels; masked_dense the fused Safeops>MaskedDense (composite "
-    "TensorFlow ops with indicator weights) or, for compute-bound shapes, the row prologue "
-    "op + TensorFlow MatMul (safeops.routing)",
+    False: "safeops' CUDA kernels; masked_dense the fused Safeops>MaskedDense (with or without "
+    "indicator weights) or, for compute-bound shapes, the row prologue op + TensorFlow MatMul "
+    "(safeops.routing)",
     True: (
-        "masked_dense the fused CUDA kernels as XLA custom calls (composite TensorFlow ops with "
-        "indicator weights and for compute-bound shapes, safeops.routing); safe_where and "
-        "fill_missing composite TensorFlow ops, fused by XLA"
+        "masked_dense the fused CUDA kernels as XLA custom calls (composite TensorFlow ops for "
+        "compute-bound shapes, safeops.routing); safe_where and fill_missing composite "
+        "TensorFlow ops, fused by XLA"
         if _build_info.XLA
         else "composite TensorFlow ops compiled by XLA (no safeops kernel: this build has no "
         "XLA kernels)"
