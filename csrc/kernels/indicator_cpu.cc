@@ -229,6 +229,19 @@ std::uint64_t missing_word(const T* x, int64 n) {
   return w;
 }
 
+// Calls fn(k) for each missing feature k of the row xr, in increasing order: 64 features a word,
+// then one step per missing feature (a store and a count per feature, branch-free, took 0.2 ms
+// per call at 4096 x 64, 16 % missing, as long as the additions).
+template <Missing M, class T, class Fn>
+void for_each_missing(const T* xr, int64 K, Fn&& fn) {
+  for (int64 k0 = 0; k0 < K; k0 += 64) {
+    for (std::uint64_t w = missing_word<M>(xr + k0, std::min<int64>(64, K - k0)); w != 0;
+         w &= w - 1) {
+      fn(k0 + __builtin_ctzll(w));
+    }
+  }
+}
+
 // The rows to add for row xr: the bias row K, then the missing k (idx gets [K, k...]); returns
 // the count. With `every_k` (a U with a NaN or an Inf, see pack) all K follow the bias, k where
 // x is missing and K + 1 + k (the row 0 * U[k]) where it is observed.
@@ -239,15 +252,8 @@ int64 missing_list(const T* xr, int64 K, bool every_k, int64* idx) {
     for (int64 k = 0; k < K; ++k) idx[1 + k] = is_missing<M>(xr[k]) ? k : K + 1 + k;
     return K + 1;
   }
-  // 64 features a word, then one step per missing feature: a store and a count per feature,
-  // branch-free, took 0.2 ms per call at 4096 x 64 (16 % missing), as long as the additions.
   int64 count = 1;
-  for (int64 k0 = 0; k0 < K; k0 += 64) {
-    for (std::uint64_t w = missing_word<M>(xr + k0, std::min<int64>(64, K - k0)); w != 0;
-         w &= w - 1) {
-      idx[count++] = k0 + __builtin_ctzll(w);
-    }
-  }
+  for_each_missing<M>(xr, K, [&](int64 k) { idx[count++] = k; });
   return count;
 }
 
@@ -267,14 +273,7 @@ template <class T, Missing M>
 void column_lists(const T* x, int64 K, int64 r0, int64 rows, int64 cap, int64* idx, int64* counts) {
   std::fill(counts, counts + K, 0);
   for (int64 r = 0; r < rows; ++r) {
-    const T* xr = x + (r0 + r) * K;
-    for (int64 k0 = 0; k0 < K; k0 += 64) {
-      for (std::uint64_t w = missing_word<M>(xr + k0, std::min<int64>(64, K - k0)); w != 0;
-           w &= w - 1) {
-        const int64 k = k0 + __builtin_ctzll(w);
-        idx[k * cap + counts[k]++] = r;
-      }
-    }
+    for_each_missing<M>(x + (r0 + r) * K, K, [&](int64 k) { idx[k * cap + counts[k]++] = r; });
     idx[K * cap + r] = r;
   }
   counts[K] = rows;

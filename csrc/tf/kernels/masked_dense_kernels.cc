@@ -287,6 +287,18 @@ class MaskedDenseInputGradOp : public OpKernel {
   bool indicator_ = false;
 };
 
+// The outputs of the epilogue ops: y and z (empty unless save_z), the one that is kept (y, or z
+// when it is saved) taking over the matmul's buffer (input 0) when TensorFlow can forward it.
+Status epilogue_outputs(OpKernelContext* ctx, bool save_z, const TensorShape& shape, Tensor** y,
+                        Tensor** z) {
+  if (save_z) {
+    TF_RETURN_IF_ERROR(ctx->forward_input_or_allocate_output({0}, 1, shape, z));
+    return ctx->allocate_output(0, shape, y);
+  }
+  TF_RETURN_IF_ERROR(ctx->forward_input_or_allocate_output({0}, 0, shape, y));
+  return ctx->allocate_output(1, TensorShape({0}), z);
+}
+
 // The CPU path's epilogue and its gradient, after TensorFlow's MatMul.
 class MaskedDenseOutputOp : public OpKernel {
  public:
@@ -299,17 +311,9 @@ class MaskedDenseOutputOp : public OpKernel {
         ctx, mm.dims() >= 1 && bias.dims() == 1 && bias.dim_size(0) == mm.dim_size(mm.dims() - 1),
         invalid_argument("masked_dense: bias of shape ", bias.shape().DebugString(),
                          " does not match ", mm.shape().DebugString()));
-    // The output (y, or z when it is saved) takes over the matmul's buffer when TensorFlow can
-    // forward it.
     const bool save_z = saved_for(at_.activation) == Saved::kPreActivation;
     Tensor *y = nullptr, *z = nullptr;
-    if (save_z) {
-      OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 1, mm.shape(), &z));
-      OP_REQUIRES_OK(ctx, ctx->allocate_output(0, mm.shape(), &y));
-    } else {
-      OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 0, mm.shape(), &y));
-      OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({0}), &z));
-    }
+    OP_REQUIRES_OK(ctx, epilogue_outputs(ctx, save_z, mm.shape(), &y, &z));
     if (mm.NumElements() == 0) return;
     const int64 N = bias.dim_size(0);
     bias_activation_cpu(to_dtype(mm.dtype()), at_.activation, mm.NumElements() / N, N, data(mm),
@@ -391,16 +395,9 @@ class MaskedDenseIndicatorOutputOp : public OpKernel {
     OP_REQUIRES_OK(ctx, bias_shape(bias.shape(), u_shape));
     CpuIsa isa;
     if (!isa_of(ctx, &isa)) return;
-    // As MaskedDenseOutput: the output that is kept takes over the matmul's buffer when it can.
     const bool save_z = saved_for(at_.activation) == Saved::kPreActivation;
     Tensor *y = nullptr, *z = nullptr;
-    if (save_z) {
-      OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 1, mm.shape(), &z));
-      OP_REQUIRES_OK(ctx, ctx->allocate_output(0, mm.shape(), &y));
-    } else {
-      OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 0, mm.shape(), &y));
-      OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({0}), &z));
-    }
+    OP_REQUIRES_OK(ctx, epilogue_outputs(ctx, save_z, mm.shape(), &y, &z));
     const IndicatorCpuArgs args = indicator_args(at_, isa, x, mm);
     if (args.rows == 0 || args.N == 0) return;
     Tensor scratch;
